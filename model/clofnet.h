@@ -1,0 +1,358 @@
+/* clofnet.h: ClofNet (SE(3)-equivariant graph network with complete local frames) in C:
+ * forward, hand-written backward, AdamW, datasets, training loop, checkpoints, integrator API. */
+#ifndef CN_CLOFNET_H
+#define CN_CLOFNET_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- errors */
+
+#define CN_ERRLEN 512
+
+/* Status codes of every fallible function of this library. */
+enum cn_status {
+    CN_OK = 0,
+    CN_EARG = 1,     /* invalid argument or option */
+    CN_ENOMEM = 2,   /* allocation failed */
+    CN_EIO = 3,      /* open, read, write or rename failed */
+    CN_EFORMAT = 4,  /* a checkpoint or dataset file is not what it must be */
+    CN_EDATA = 5,    /* data with NaN/Inf, inconsistent shapes or values */
+    CN_EINTR = 6,    /* interrupted (signal); the last completed epoch is saved */
+};
+
+/* Short name of a status code. */
+const char *cn_strerror(int status);
+
+/* ---------------------------------------------------------- the network */
+
+enum cn_task {
+    CN_TASK_POSITION = 0, /* frame 30 -> frame 40 positions (SPEC §3) */
+    CN_TASK_STEP = 1,     /* learned integrator: (x, v) -> (x, v) H steps later */
+};
+
+#define CN_MAX_LAYERS 16     /* Most message-passing layers a config may have. */
+#define CN_MAX_HIDDEN 1024   /* Widest hidden width a config may have. */
+#define CN_CLAMP 100.0       /* Every component of a coordinate message is clamped to +-CN_CLAMP. */
+#define CN_NORM_EPS 1e-5     /* Added to |p_i| and |p_j| in the pseudo-cosine. */
+#define CN_LN_EPS 1e-5       /* LayerNorm epsilon. */
+/* Guard of the pseudo-sine sin = sqrt(max(1 - cos^2, 0)): its derivative -cos / sin is
+ * infinite at |cos| = 1, so the backward pass uses -cos / sqrt(max(1 - cos^2, CN_SIN_FLOOR)),
+ * a derivative bounded by 1/sqrt(CN_SIN_FLOOR) = 1e4. With the CN_NORM_EPS terms |cos| < 1
+ * in exact arithmetic; 1 - cos^2 < 1e-8 only happens when |p| > ~1e3 (float rounding). */
+#define CN_SIN_FLOOR 1e-8
+/* Norms |x_i - x_j|, |x_i x x_j|, |p_i|, |v_i| have no derivative at 0: there the backward
+ * pass uses the limit of the enclosing expression (all are C1 or use 0 as a subgradient). */
+
+/* Configuration of a network. */
+struct cn_config {
+    int task;        /* enum cn_task. */
+    int hidden;      /* Hidden width H, even, 2..CN_MAX_HIDDEN. Default 64. */
+    int layers;      /* Message-passing layers, 1..CN_MAX_LAYERS. Default 4. */
+    int node_in;     /* Node inputs: 1 = [|v_i|] (POSITION), 2 = [|v_i|, q_i] (STEP default). */
+    int has_field;   /* 1: a lab-frame field vector projected onto each edge frame adds 3 edge
+                        inputs (16 -> 19). Default 0. */
+    double field[3]; /* The field the model was trained with (used by cn_integrator_step). */
+};
+
+/* Defaults for a task: H 64, 4 layers; POSITION node_in 1, STEP node_in 2; no field. */
+void cn_config_default(struct cn_config *c, int task);
+/* Check a config; CN_EARG with a message when a field is out of range. */
+int cn_config_check(const struct cn_config *c, char err[CN_ERRLEN]);
+/* Edge inputs: 16, or 19 with a field. */
+int cn_edge_in(const struct cn_config *c);
+/* Numbers per edge from MLP_coord: 3 (position message), 6 for STEP (+ velocity message). */
+int cn_coord_out(const struct cn_config *c);
+
+/* Offsets (in elements) of one layer's tensors in the flat parameter buffer. Weights are
+ * stored (out, in) row-major, as in PyTorch. */
+struct cn_layer_layout {
+    long e1_w, e1_b; /* MLP_edge 1: [h_i, h_j, |x_i-x_j|^2, e_ij] (2H+1+H/2) -> H */
+    long e2_w, e2_b; /* MLP_edge 2: H -> H */
+    long e3_w, e3_b; /* MLP_edge 3: H -> H */
+    long c1_w, c1_b; /* MLP_coord 1: H -> H */
+    long c2_w;       /* MLP_coord 2: H -> 3 (6 for STEP), no bias */
+    long v1_w, v1_b; /* MLP_vel 1: H -> H */
+    long v2_w, v2_b; /* MLP_vel 2: H -> 1 */
+    long n1_w, n1_b; /* MLP_node 1: [h_i, agg_i] 2H -> H */
+    long n2_w, n2_b; /* MLP_node 2: H -> H */
+    long ln_g, ln_b; /* LayerNorm scale and shift, H each */
+};
+
+/* Offsets of every tensor: one layout for parameters, gradients and both AdamW moments. */
+struct cn_layout {
+    long emb_w, emb_b; /* node embedding node_in -> H */
+    long f1_w, f1_b;   /* edge fuse 1: edge_in -> H/2 */
+    long f2_w, f2_b;   /* edge fuse 2: H/2 -> H/2 */
+    struct cn_layer_layout layer[CN_MAX_LAYERS];
+    long total;        /* number of parameters */
+};
+
+/* Initialisation rule of a tensor. */
+enum cn_init {
+    CN_INIT_LINEAR_W = 0, /* Kaiming-uniform (a = sqrt 5): U(+-1/sqrt(fan_in)) */
+    CN_INIT_LINEAR_B = 1, /* U(+-1/sqrt(fan_in)) */
+    CN_INIT_XAVIER_SMALL = 2, /* Xavier-uniform, gain 0.001: U(+-0.001 sqrt(6/(fan_in+fan_out))) */
+    CN_INIT_ONES = 3,
+    CN_INIT_ZEROS = 4,
+};
+
+/* One named tensor of the layout. */
+struct cn_tensor {
+    char name[32];  /* e.g. "layer2.edge1.w" */
+    long offset;
+    int rows, cols; /* (out, in); biases are (out, 1) */
+    int init;       /* enum cn_init */
+    int fan_in, fan_out;
+};
+
+/* Fill the layout of a (checked) config. */
+void cn_layout_build(const struct cn_config *c, struct cn_layout *lay);
+/* Number of parameters (160,964 at H 64, 4 layers, POSITION). */
+long cn_param_count(const struct cn_config *c);
+/* The tensors in buffer order; returns how many (at most max are written). */
+int cn_tensor_list(const struct cn_config *c, struct cn_tensor *out, int max);
+/* PyTorch's default initialisation, from a seeded MT19937 stream (deterministic). */
+void cn_param_init(const struct cn_config *c, float *param, uint32_t seed);
+
+/* ---------------------------------------------- forward and backward */
+
+enum cn_precision { CN_F32 = 0, CN_F64 = 1 };
+
+/* Activations of one batch kept by the forward pass for the backward pass. A batch is
+ * `graphs` graphs of n bodies each, fully connected (edges i -> j, i != j), and all
+ * per-body arrays are node-major: x[(g * n + i) * 3 + c]. */
+struct cn_ws;
+
+/* Workspace for up to max_graphs graphs of n >= 2 bodies, in one precision. */
+int cn_ws_create(const struct cn_config *c, int max_graphs, int n, int precision,
+                 struct cn_ws **out, char err[CN_ERRLEN]);
+void cn_ws_free(struct cn_ws *ws);
+/* Bytes the workspace holds. */
+size_t cn_ws_bytes(const struct cn_ws *ws);
+
+/* Forward pass on `graphs` graphs: x, v [graphs*n*3], q [graphs*n], field [3] (only when
+ * the config has a field, else NULL). Writes x_out [graphs*n*3] and, for STEP, v_out.
+ * Keeps what the backward pass needs. Returns CN_EARG on a precision or size mismatch. */
+int cn_forward(struct cn_ws *ws, const float *param, int graphs, const float *x,
+               const float *v, const float *q, const float *field, float *x_out, float *v_out);
+/* Backward pass of the last forward: given dL/dx_out (and dL/dv_out for STEP, else NULL),
+ * ADDS dL/dparam into grad and, when dx_in / dv_in are not NULL, WRITES dL/dx and dL/dv of
+ * the inputs (through the frames, the norms, |v_i| and the edge attributes). */
+int cn_backward(struct cn_ws *ws, const float *param, const float *dx_out, const float *dv_out,
+                float *grad, float *dx_in, float *dv_in);
+/* The same network compiled in double precision (for gradient checks). */
+int cn_forward_d(struct cn_ws *ws, const double *param, int graphs, const double *x,
+                 const double *v, const double *q, const double *field, double *x_out,
+                 double *v_out);
+int cn_backward_d(struct cn_ws *ws, const double *param, const double *dx_out,
+                  const double *dv_out, double *grad, double *dx_in, double *dv_in);
+
+/* Mean squared error of count values; when dpred is not NULL, writes scale * 2 (pred - target)
+ * / count into it (the gradient of scale * MSE). Accumulates in double. */
+double cn_mse(long count, const float *pred, const float *target, double scale, float *dpred);
+
+/* --------------------------------------------------------------- AdamW */
+
+/* Parameters, gradients and both AdamW moments: views of one allocation, one layout. */
+struct cn_state {
+    struct cn_config cfg;
+    struct cn_layout lay;
+    long n_params;
+    float *param, *grad, *m, *v; /* each n_params long, same layout */
+    long step;                   /* AdamW steps taken */
+    float *mem;                  /* the allocation behind the four views */
+};
+
+int cn_state_init(struct cn_state *s, const struct cn_config *c, char err[CN_ERRLEN]);
+void cn_state_free(struct cn_state *s);
+
+/* AdamW hyper-parameters, PyTorch's defaults: betas (0.9, 0.999), eps 1e-8. */
+struct cn_adamw {
+    double beta1, beta2, eps, weight_decay;
+};
+void cn_adamw_default(struct cn_adamw *o);
+/* One AdamW step with PyTorch's semantics (decoupled decay p *= 1 - lr wd, bias-corrected
+ * moments, denominator sqrt(v)/sqrt(1 - beta2^t) + eps); increments s->step. */
+void cn_adamw_step(struct cn_state *s, const struct cn_adamw *o, double lr);
+/* StepLR: lr0 * gamma^floor(epoch / step_size) (step_size >= 1). */
+double cn_steplr(double lr0, int epoch, int step_size, double gamma);
+
+/* ------------------------------------------------------------ datasets */
+
+/* One split of a dataset, converted to float and node-major. */
+struct cn_split {
+    int count;  /* trajectories */
+    int frames; /* frames per trajectory (49) */
+    int n;      /* bodies */
+    float *loc; /* [count][frames][n][3] */
+    float *vel; /* [count][frames][n][3] */
+    float *q;   /* [count][n] */
+};
+
+/* A dataset directory: the 12 .npy files of SPEC §2 for one suffix. */
+struct cn_data {
+    char suffix[256]; /* "_charged5_initvel1small" */
+    int kind;         /* enum sim_kind from the file name */
+    int n;            /* bodies, from the file name and the shapes */
+    struct cn_split train, valid, test;
+};
+
+/* Find the one suffix in dir with loc_train{suffix}.npy; CN_EIO with a clear message when
+ * the directory is missing, has none or has several (naming them). */
+int cn_data_find(const char *dir, char *suffix, size_t len, int *kind, int *n,
+                 char err[CN_ERRLEN]);
+/* Load the splits named by `which` (bit 1 train, 2 valid, 4 test), at most max_train
+ * training trajectories (<= 0: all). Checks shapes, loc/vel/charges/edges consistency,
+ * charges in {-1, 0, 1}, edges = q q^T, and finiteness. */
+int cn_data_load(const char *dir, int which, int max_train, struct cn_data *d,
+                 char err[CN_ERRLEN]);
+void cn_data_free(struct cn_data *d);
+#define CN_SPLIT_TRAIN 1
+#define CN_SPLIT_VALID 2
+#define CN_SPLIT_TEST 4
+
+#define CN_FRAME_IN 30  /* POSITION task: input frame */
+#define CN_FRAME_OUT 40 /* POSITION task: target frame */
+
+/* Sample s of a task: POSITION sample s = trajectory s, frames 30 -> 40; STEP sample
+ * s = pair (trajectory s / (frames-1), frame k -> k+1). */
+long cn_task_samples(const struct cn_split *sp, int task);
+/* Gather samples idx[0..graphs) into node-major batch arrays (targets may be NULL). */
+void cn_gather(const struct cn_split *sp, int task, const long *idx, int graphs, float *x,
+               float *v, float *q, float *x_target, float *v_target);
+
+/* ----------------------------------------------- batched training step */
+
+/* A batch split across threads: each thread runs forward and backward on its share of
+ * the graphs with single-threaded OpenBLAS and its own gradient buffer; the buffers are
+ * then summed in thread order, so results are deterministic for a given thread count. */
+struct cn_trainer;
+
+int cn_trainer_create(const struct cn_config *c, int max_graphs, int n, int threads,
+                      struct cn_trainer **out, char err[CN_ERRLEN]);
+void cn_trainer_free(struct cn_trainer *t);
+int cn_trainer_threads(const struct cn_trainer *t);
+/* Loss (MSE; STEP: MSE of positions + MSE of velocities) of one batch and its gradient
+ * into s->grad (overwritten). */
+double cn_trainer_grad(struct cn_trainer *t, struct cn_state *s, int graphs, const float *x,
+                       const float *v, const float *q, const float *field,
+                       const float *x_target, const float *v_target);
+/* Forward only: predictions and, if not NULL, the per-sample MSE (positions; STEP: positions
+ * + velocities) in sample_mse[graphs]. x_out / v_out may be NULL. */
+void cn_trainer_predict(struct cn_trainer *t, const float *param, int graphs, const float *x,
+                        const float *v, const float *q, const float *field,
+                        const float *x_target, const float *v_target, float *x_out,
+                        float *v_out, double *sample_mse);
+
+/* Per-sample MSE of a whole split (POSITION: all trajectories; STEP: the first max_samples
+ * pairs, <= 0 all); mse[count] receives them, returns the count (or < 0 on error). */
+long cn_eval_split(struct cn_trainer *t, const float *param, const struct cn_config *c,
+                   const struct cn_split *sp, long max_samples, double *mse);
+
+/* ------------------------------------------------------------- training */
+
+/* Options of the training loop; cn_train_opts_default gives the paper's ES(5) protocol. */
+struct cn_train_opts {
+    int task;             /* enum cn_task. Default POSITION. */
+    int hidden, layers;   /* Default 64, 4. */
+    int epochs;           /* Default 400. */
+    int batch;            /* Graphs per batch, last partial batch dropped. Default 128. */
+    int max_train;        /* Training trajectories used. Default 3000. */
+    double lr;            /* Default 0.01. */
+    double weight_decay;  /* Default 1e-12. */
+    double gamma;         /* StepLR factor. Default 0.9. */
+    int lr_step;          /* StepLR period in epochs; 0: epochs / 8 (at least 1). */
+    int val_every;        /* Validate (and test) when epoch % val_every == 0. Default 5. */
+    uint32_t seed;        /* Initialisation and shuffling. Default 1. */
+    int threads;          /* Threads splitting each batch. Default 2 (or 1 on one core). */
+    long pairs_per_epoch; /* STEP: training pairs drawn per epoch (0: all). Default 20000. */
+    long eval_pairs;      /* STEP: validation/test pairs evaluated (0: all). Default 10000. */
+    int traj_step;        /* STEP: simulation steps per dataset frame. Default 100. */
+    int stop_after;       /* Stop after this many epochs in this run (0: never); for tests. */
+};
+void cn_train_opts_default(struct cn_train_opts *o);
+
+/* One line of the loss history. val/test are NaN when not computed that epoch. */
+struct cn_epoch_record {
+    int epoch;
+    double train_loss, val_mse, test_mse, lr, seconds;
+};
+
+/* Called after every epoch (NULL to stay silent). */
+typedef void (*cn_progress_fn)(void *user, const struct cn_epoch_record *r, int epochs,
+                               double best_val, double best_test, int best_epoch);
+
+/* Result of a training run. */
+struct cn_train_result {
+    int epochs_done;
+    double best_val, best_test;
+    int best_epoch;
+    long n_params;
+};
+
+/* Train on d (train/valid/test loaded). out: the best-validation model checkpoint; beside it
+ * {out}.state (full state after the last completed epoch, for resume) and {out}.csv (loss
+ * history). resume: continue from {out}.state with its stored options (o is ignored except
+ * threads, which must match) to the same result as an uninterrupted run. interrupt, when
+ * not NULL, is polled between batches: the epoch in progress is dropped, CN_EINTR returned. */
+int cn_train(const struct cn_train_opts *o, const struct cn_data *d, const char *out, int resume,
+             volatile sig_atomic_t *interrupt, cn_progress_fn progress, void *user,
+             struct cn_train_result *res, char err[CN_ERRLEN]);
+
+/* ---------------------------------------------------------- checkpoints */
+
+#define CN_CKPT_MAGIC "CLOFNET1" /* 8 bytes at the start of every checkpoint */
+#define CN_CKPT_VERSION 1
+
+/* What a checkpoint says about the model besides its parameters. */
+struct cn_meta {
+    int sim_kind;      /* enum sim_kind of the training data */
+    int n_bodies;      /* bodies per system of the training data */
+    int horizon_steps; /* simulation steps per model step: 1000 for POSITION, 100 for STEP */
+};
+
+/* Save parameters (and, when with_optimizer, the AdamW moments and step) with the config
+ * and meta, plus an optional opaque blob (the training loop's resume record). Little-endian,
+ * written to a temporary name and renamed; ends with a CRC-32 of everything before it. */
+int cn_ckpt_save(const char *path, const struct cn_state *s, const struct cn_meta *meta,
+                 int with_optimizer, const void *blob, size_t blob_len, char err[CN_ERRLEN]);
+/* Load a checkpoint into a fresh state (cn_state_init'ed by the call). want, when not NULL,
+ * is a config the file must match (else CN_EFORMAT naming the mismatch). Moments are loaded
+ * when present (*has_optimizer set). blob (malloc'ed, caller frees) may be NULL to skip. */
+int cn_ckpt_load(const char *path, const struct cn_config *want, struct cn_state *s,
+                 struct cn_meta *meta, int *has_optimizer, void **blob, size_t *blob_len,
+                 char err[CN_ERRLEN]);
+
+/* --------------------------------------- model API (viewer contract) */
+
+struct cn_model; /* opaque handle to a loaded network */
+
+struct cn_model_info {
+    int task;          /* enum cn_task */
+    int sim_kind;      /* enum sim_kind of sim/sim.h the model was trained on (SIM_CHARGED...) */
+    int n_bodies;      /* bodies per system it was trained on (works for any n >= 2) */
+    int horizon_steps; /* simulation steps per model step (CN_TASK_STEP; 1000 for POSITION) */
+    int hidden;        /* width */
+    int layers;
+    long n_params;
+};
+
+/* Load a checkpoint; non-zero status and a message in err on failure (missing file,
+ * bad magic/version, truncated, ...). Never exits. */
+int cn_model_load(const char *path, struct cn_model **out, char err[CN_ERRLEN]);
+void cn_model_free(struct cn_model *m);
+void cn_model_get_info(const struct cn_model *m, struct cn_model_info *info);
+/* Learned integrator (CN_TASK_STEP models): advance a system of n bodies by
+ * info.horizon_steps simulation steps, in place. x, v are axis-major [3][n] doubles,
+ * exactly like struct sim_system in sim/sim.h; q[n] charges. v follows the dataset
+ * convention (half a kick behind x, see sim.h sim_run). Returns 0 or a status.
+ * A POSITION model predicts x 1000 steps ahead and leaves v unchanged (it has no
+ * velocity output). */
+int cn_integrator_step(struct cn_model *m, int n, const double *q, double *x, double *v);
+/* The model's parameters and config (for tools: nbody-eval). */
+const struct cn_state *cn_model_state(const struct cn_model *m);
+const struct cn_meta *cn_model_meta(const struct cn_model *m);
+
+#endif

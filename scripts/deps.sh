@@ -1,0 +1,17 @@
+#!/bin/sh
+# deps.sh: the one list of Debian 12 packages this project needs to build, test and run.
+# Used by the README quick start and by .ci/run. Run as root (or with sudo available).
+set -e
+PKGS="build-essential cmake pkg-config libcmocka-dev libopenblas-dev \
+libsdl2-dev libgl-dev libegl-dev libpng-dev xvfb xauth mesa-utils libgl1-mesa-dri"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends $missing
+fi

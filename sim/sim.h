@@ -1,0 +1,192 @@
+/* sim.h: charged-particle N-body simulator of the ClofNet/EGNN benchmark, a random
+ * stream bit-compatible with NumPy's legacy RandomState, and .npy file I/O. */
+#ifndef SIM_SIM_H
+#define SIM_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------- errors */
+
+/* Status codes returned by every fallible function of this library. */
+enum sim_status {
+    SIM_OK = 0,
+    SIM_EARG = 1,    /* invalid argument */
+    SIM_ENOMEM = 2,  /* allocation failed */
+    SIM_EIO = 3,     /* open, read, write or rename failed */
+    SIM_EFORMAT = 4, /* a file is not what it must be */
+    SIM_EEXIST = 5,  /* refusing to overwrite */
+};
+
+/* Size of the message buffers the functions below fill on error. */
+#define SIM_ERRLEN 512
+
+/* Short name of a status code. */
+const char *sim_strerror(int status);
+
+/* --------------------------------------------------------------- physics */
+
+/* The three force settings of the benchmark (SPEC §1). */
+enum sim_kind {
+    SIM_CHARGED = 0, /* ES: Coulomb only */
+    SIM_STATIC = 1,  /* G+ES: Coulomb + uniform field SIM_GRAVITY along +z */
+    SIM_DYNAMIC = 2, /* L+ES: Coulomb + q (v x B), B = (SIM_BFIELD, SIM_BFIELD, SIM_BFIELD) */
+};
+
+#define SIM_DT 0.001         /* Time step. */
+#define SIM_SOFTENING 1e-6   /* Added to squared distances. */
+#define SIM_MAX_F 100.0      /* Every force component clamped to [-SIM_MAX_F, SIM_MAX_F] (0.1 / dt). */
+#define SIM_GRAVITY 0.098    /* Static setting: uniform acceleration along +z, not charge-weighted. */
+#define SIM_BFIELD 0.5       /* Dynamic setting: each component of the magnetic field B. */
+#define SIM_BOX 5.0          /* Half-size of the box initial positions are reflected into. */
+#define SIM_VEL_NORM 0.5     /* Norm of every initial velocity. */
+#define SIM_LOC_STD_5 1.0    /* Std of initial positions for 5 bodies; scales as (n/5)^(1/3). */
+#define SIM_SEED_RANGE 1000000 /* Per-trajectory seeds are drawn from [0, SIM_SEED_RANGE). */
+
+/* Parse "charged" / "static" / "dynamic"; returns -1 if unknown. */
+int sim_kind_parse(const char *name);
+/* Name of a kind ("charged", ...), or NULL if out of range. */
+const char *sim_kind_name(int kind);
+
+/* A system of n unit-mass bodies. Arrays are axis-major, [3][n], as in the
+ * reference generator and the dataset files: x[c * n + i] is coordinate c of body i. */
+struct sim_system {
+    int kind;  /* enum sim_kind */
+    int n;     /* Number of bodies, >= 2. */
+    double *x; /* Positions [3][n]. */
+    double *v; /* Velocities [3][n]. */
+    double *q; /* Charges [n], -1 or +1. */
+    double *f; /* Scratch: force of the last evaluation [3][n]. */
+};
+
+/* Allocate a zeroed system of n bodies; returns SIM_OK, SIM_EARG or SIM_ENOMEM. */
+int sim_system_init(struct sim_system *s, int kind, int n);
+void sim_system_free(struct sim_system *s);
+
+/* Force on every body, f [3][n], exactly as the reference computes it: pairwise
+ * Coulomb with squared distance |x_i|^2 + |x_j|^2 - 2 x_i.x_j + SIM_SOFTENING,
+ * plus the setting's field, then every component clamped to +-SIM_MAX_F.
+ * The dynamic setting's q (v x B) term uses the velocity v passed in, which in
+ * the reference scheme is the velocity half a kick behind x (see sim_run). */
+void sim_forces(int kind, int n, const double *x, const double *v, const double *q, double *f);
+
+/* Energy diagnostics: kinetic energy 0.5 sum |v|^2, Coulomb potential
+ * sum_{i<j} q_i q_j / sqrt(d_ij^2 + SIM_SOFTENING), and for the static setting
+ * -SIM_GRAVITY sum z_i. The v x B force does no work and adds no term. */
+double sim_kinetic_energy(int n, const double *v);
+double sim_potential_energy(int kind, int n, const double *x, const double *q);
+/* Total momentum (unit masses) into p[3]. */
+void sim_momentum(int n, const double *v, double p[3]);
+
+/* Number of frames saved for a trajectory of `length` steps sampled every
+ * `sample_freq` steps: length / sample_freq - 1 (49 for 5000 / 100). */
+int sim_frame_count(int length, int sample_freq);
+
+/* One kick: v += SIM_DT * F(x, v). Leaves the force in s->f. */
+void sim_kick(struct sim_system *s);
+/* One drift: x += SIM_DT * v. */
+void sim_drift(struct sim_system *s);
+
+/* Run the reference scheme from the state in s:
+ *   kick; for i = 1 .. length-1: drift; if i % sample_freq == 0 save (x, v); kick.
+ * Frame k (k = 0 .. sim_frame_count-1) holds the state after the drift of step
+ * sample_freq * (k + 1); its velocity is half a kick behind its position.
+ * loc and vel receive [frames][3][n] (either may be NULL). On return s holds
+ * the final state. length must be a positive multiple of sample_freq. */
+int sim_run(struct sim_system *s, int length, int sample_freq, double *loc, double *vel);
+
+/* Advance a running system by `steps` drift-kick pairs, the loop body of sim_run:
+ * after a kick has been applied, drift then kick. Used by the viewer and rollouts
+ * to continue the reference scheme one dataset frame (sample_freq steps) at a time. */
+void sim_advance(struct sim_system *s, int steps);
+
+/* ------------------------------------------------------ random stream */
+
+/* NumPy's legacy RandomState: MT19937 plus the cached second Gaussian of its
+ * polar Box-Muller. Same seed, same numbers, bit for bit. */
+struct sim_rng {
+    uint32_t mt[624];
+    int pos;
+    int has_gauss;
+    double gauss;
+};
+
+/* RandomState.seed(seed) for an integer seed in [0, 2^32). */
+void sim_rng_seed(struct sim_rng *r, uint32_t seed);
+/* Next raw 32-bit output of MT19937. */
+uint32_t sim_rng_u32(struct sim_rng *r);
+/* random_sample(): a double in [0, 1) from two 32-bit outputs (53 bits). */
+double sim_rng_random_sample(struct sim_rng *r);
+/* randn(): standard normal, legacy polar method; returns the cached value when there is one. */
+double sim_rng_randn(struct sim_rng *r);
+/* The legacy bounded draw behind randint(0, max + 1) and choice(range(max + 1)):
+ * masked rejection sampling on 32-bit outputs (64-bit when max >= 2^32). */
+uint64_t sim_rng_bounded(struct sim_rng *r, uint64_t max);
+/* choice(k, size=count, p=p): cdf = cumsum(p) / sum(p), one random_sample per
+ * draw, index = searchsorted(cdf, u, side='right'). out[count]. */
+void sim_rng_choice_p(struct sim_rng *r, const double *p, int k, int count, int *out);
+
+/* Initial state of a trajectory from its own seed, as the reference draws it:
+ * seed(s); choice([-1, 0, 1], size=(n, 1), p=[1/2, 0, 1/2]) for q; randn(3, n) *
+ * loc_std for x; randn(3, n) rescaled per body to norm SIM_VEL_NORM for v; then
+ * positions beyond +-SIM_BOX reflected once. */
+void sim_initial_state(struct sim_system *s, uint32_t seed);
+
+/* Per-trajectory seeds from a global seed.
+ * reference: seed(global), then one choice(range(SIM_SEED_RANGE)) per trajectory;
+ *   may repeat seeds, as the reference does.
+ * distinct (reference = 0): the same stream with repeated seeds skipped, so the
+ *   first seeds agree with the reference and no trajectory appears twice.
+ *   count must be <= SIM_SEED_RANGE. */
+int sim_seeds(uint32_t global_seed, int count, int reference, uint32_t *seeds);
+
+/* ------------------------------------------------------------ .npy I/O */
+
+enum sim_npy_dtype { SIM_NPY_F8 = 0, SIM_NPY_F4 = 1 };
+#define SIM_NPY_MAXDIM 8
+
+/* An array read from a .npy file. Data is always converted to double. */
+struct sim_npy {
+    int dtype;                       /* enum sim_npy_dtype of the file */
+    int ndim;
+    int64_t shape[SIM_NPY_MAXDIM];
+    size_t count;                    /* product of shape */
+    double *data;                    /* count values, C order */
+};
+
+/* Read a .npy file (format 1.0 or 2.0, '<f8' or '<f4', C order). Anything else
+ * (bad magic, malformed header, big-endian, Fortran order, other dtypes,
+ * truncated data) returns SIM_EFORMAT with a message saying what was found. */
+int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN]);
+void sim_npy_free(struct sim_npy *a);
+/* Write data (count = product of shape, given as doubles) as a .npy file of the
+ * given dtype, format 1.0 (2.0 if the header needs it). Written to a temporary
+ * name in the same directory and renamed, so the path never holds a partial file. */
+int sim_npy_write(const char *path, int dtype, int ndim, const int64_t *shape,
+                  const double *data, char err[SIM_ERRLEN]);
+
+/* --------------------------------------------------------- datasets */
+
+/* Name of one dataset file: "{dir}/{quantity}_{split}_{sim}{n}_initvel1{tag}.npy". */
+int sim_dataset_path(char *buf, size_t len, const char *dir, const char *quantity,
+                     const char *split, int kind, int n, const char *tag);
+
+/* One trajectory from its seed: sim_initial_state(seed), then sim_run.
+ * loc, vel receive [frames][3][n]; edges [n][n] = q q^T (diagonal 1, as the
+ * reference writes it); charges [n]. */
+int sim_trajectory(int kind, int n, int length, int sample_freq, uint32_t seed,
+                   double *loc, double *vel, double *edges, double *charges);
+
+/* Called now and then from one thread while sim_generate runs. */
+typedef void (*sim_progress_fn)(void *ctx, long done, long total);
+
+/* count trajectories, trajectory t from seeds[t], into consecutive slots of
+ * loc/vel [count][frames][3][n], edges [count][n][n], charges [count][n].
+ * Parallel over trajectories with OpenMP on `threads` threads (0: the OpenMP
+ * default); each trajectory is computed by one thread from its own seed, so
+ * the output is byte-identical for any thread count. */
+int sim_generate(int kind, int n, int length, int sample_freq, long count,
+                 const uint32_t *seeds, int threads, double *loc, double *vel,
+                 double *edges, double *charges, sim_progress_fn progress, void *ctx);
+
+#endif

@@ -1,0 +1,4 @@
+# Tests of sim/: physics and scheme, and the nbody-gen program end to end.
+add_cmocka_test(test_sim sim)
+add_cmocka_test(test_gen sim)
+add_dependencies(test_gen nbody-gen)

@@ -205,7 +205,7 @@ int cn_data_find(const char *dir, char *suffix, size_t len, int *kind, int *n,
                  char err[CN_ERRLEN]);
 /* Load the splits named by `which` (bit 1 train, 2 valid, 4 test), at most max_train
  * training trajectories (<= 0: all). Checks shapes, loc/vel/charges/edges consistency,
- * charges in {-1, 0, 1}, edges = q q^T, and finiteness. */
+ * edges = q q^T, and that every value is finite. */
 int cn_data_load(const char *dir, int which, int max_train, struct cn_data *d,
                  char err[CN_ERRLEN]);
 void cn_data_free(struct cn_data *d);
@@ -246,8 +246,9 @@ void cn_trainer_predict(struct cn_trainer *t, const float *param, int graphs, co
                         const float *x_target, const float *v_target, float *x_out,
                         float *v_out, double *sample_mse);
 
-/* Per-sample MSE of a whole split (POSITION: all trajectories; STEP: the first max_samples
- * pairs, <= 0 all); mse[count] receives them, returns the count (or < 0 on error). */
+/* Per-sample MSE of a split (POSITION: all trajectories; STEP: max_samples pairs spread
+ * evenly over the split, <= 0 all); mse[count] receives them; returns the count (< 0 when the
+ * split's bodies differ from the trainer's). */
 long cn_eval_split(struct cn_trainer *t, const float *param, const struct cn_config *c,
                    const struct cn_split *sp, long max_samples, double *mse);
 

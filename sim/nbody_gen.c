@@ -204,7 +204,7 @@ static void show_progress(void *ctx, long done, long total)
 }
 
 /* Temporaries written so far, removed if the run fails or is interrupted. */
-static char temp[3][4][4096];
+static char temp[3][4][4200];
 static volatile sig_atomic_t written;
 
 static void on_signal(int sig)
@@ -254,7 +254,8 @@ int main(int argc, char **argv)
                 return fail("output path in '%s' is too long%s", o.out, "");
             if (!o.force && access(final[s][qn], F_OK) == 0)
                 return fail("%s exists; use --force to overwrite the dataset%s", final[s][qn], "");
-            snprintf(temp[s][qn], sizeof temp[s][qn], "%s.partial", final[s][qn]);
+            if (snprintf(temp[s][qn], sizeof temp[s][qn], "%s.partial", final[s][qn]) >= (int)sizeof temp[s][qn])
+                return fail("output path in '%s' is too long%s", o.out, "");
         }
 
     uint32_t *seeds = malloc(sizeof *seeds * (size_t)total);
@@ -269,7 +270,7 @@ int main(int argc, char **argv)
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGHUP, on_signal);
-    char err[SIM_ERRLEN] = "";
+    char err[8400] = ""; /* room for two paths; >= SIM_ERRLEN */
     long offset = 0;
     rc = 0;
     for (int s = 0; s < 3 && !rc; s++) {

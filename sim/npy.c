@@ -1,5 +1,5 @@
-/* npy.c: NumPy .npy file I/O for the sim library (float64/float32, C order), status names
- * and dataset file names. Writes are atomic: a temporary file in the same directory, then rename. */
+/* npy.c: NumPy .npy file I/O for the sim library (float64/float32, C order), status names and
+ * dataset file names. Writes are atomic: a temporary file in the same directory, then rename. */
 #include "sim.h"
 
 #include <errno.h>
@@ -106,13 +106,14 @@ static int is_ws(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
+/* Move the cursor past whitespace. */
 static void skip_ws(struct hdr *h)
 {
     while (h->pos < h->n && is_ws(h->s[h->pos]))
         h->pos++;
 }
 
-/* Record "malformed header: <what>, found '<text at cursor>' at offset N"; returns -1. */
+/* Record "malformed header: <what>, found "<text at cursor>" at offset N"; returns -1. */
 static int malformed(struct hdr *h, const char *what)
 {
     char q[64];
@@ -120,7 +121,8 @@ static int malformed(struct hdr *h, const char *what)
         snprintf(h->msg, MSGLEN, "malformed header: %s, found end of header", what);
     } else {
         quote_text(q, sizeof q, h->s + h->pos, h->n - h->pos, 16);
-        snprintf(h->msg, MSGLEN, "malformed header: %s, found \"%s\" at offset %zu", what, q, h->pos);
+        snprintf(h->msg, MSGLEN, "malformed header: %s, found \"%s\" at offset %zu", what, q,
+                 h->pos);
     }
     return -1;
 }
@@ -291,7 +293,7 @@ static int parse_header(struct hdr *h)
         *seen = 1;
         skip_ws(h);
         if (h->pos >= h->n || h->s[h->pos] != ':') {
-            char what[64], q[40];
+            char what[96], q[40];
             quote_text(q, sizeof q, key, klen, 20);
             snprintf(what, sizeof what, "expected ':' after key '%s'", q);
             return malformed(h, what);
@@ -339,8 +341,10 @@ static int parse_header(struct hdr *h)
     skip_ws(h);
     if (h->pos < h->n)
         return malformed(h, "unexpected text after '}'");
-    const char *missing = !h->seen_descr ? "descr" : !h->seen_fortran ? "fortran_order"
-                        : !h->seen_shape ? "shape" : NULL;
+    const char *missing = !h->seen_descr     ? "descr"
+                          : !h->seen_fortran ? "fortran_order"
+                          : !h->seen_shape   ? "shape"
+                                             : NULL;
     if (missing) {
         snprintf(h->msg, MSGLEN, "malformed header: missing key '%s'", missing);
         return -1;
@@ -370,6 +374,7 @@ static int check_descr(const struct hdr *h, int *dtype, char *msg)
 
 /* ---------------------------------------------------------------- reading */
 
+/* Free an array from sim_npy_read and zero it, so a second free is harmless. */
 void sim_npy_free(struct sim_npy *a)
 {
     if (!a)
@@ -422,7 +427,8 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
         char q[64];
         quote_text(q, sizeof q, (const char *)pre, got < NPY_MAGIC_LEN ? got : NPY_MAGIC_LEN, 8);
         if (got < 8 && memcmp(pre, NPY_MAGIC, got < NPY_MAGIC_LEN ? got : NPY_MAGIC_LEN) == 0)
-            st = fail(err, SIM_EFORMAT, path, "file too short (%zu bytes) for a .npy preamble", got);
+            st =
+                fail(err, SIM_EFORMAT, path, "file too short (%zu bytes) for a .npy preamble", got);
         else
             st = fail(err, SIM_EFORMAT, path,
                       "bad magic: not a .npy file (starts with '%s', expected '\\x93NUMPY')", q);
@@ -435,8 +441,8 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
     else if ((major == 2 || major == 3) && minor == 0)
         lenbytes = 4; /* 3.0 only allows UTF-8 in the dict, which our dtypes never use */
     else {
-        st = fail(err, SIM_EFORMAT, path, "format version %d.%d is not supported (only 1.0, 2.0, 3.0)",
-                  major, minor);
+        st = fail(err, SIM_EFORMAT, path,
+                  "format version %d.%d is not supported (only 1.0, 2.0, 3.0)", major, minor);
         goto done;
     }
     got = read_bytes(f, pre + 8, lenbytes, &rerr);
@@ -455,7 +461,7 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
     if (regular && data_off > fsize) {
         st = fail(err, SIM_EFORMAT, path,
                   "header length %" PRIu64 " exceeds file (only %" PRIu64 " bytes follow)", hlen,
-                  fsize - (8 + lenbytes));
+                  fsize > 8 + lenbytes ? fsize - (8 + lenbytes) : 0);
         goto done;
     }
     if (hlen > NPY_MAX_HEADER) {
@@ -474,8 +480,8 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
         goto done;
     }
     if (got < hlen) {
-        st = fail(err, SIM_EFORMAT, path, "header length %" PRIu64 " exceeds file (only %zu bytes follow)",
-                  hlen, got);
+        st = fail(err, SIM_EFORMAT, path,
+                  "header length %" PRIu64 " exceeds file (only %zu bytes follow)", hlen, got);
         goto done;
     }
     hbuf[hlen] = '\0';
@@ -510,8 +516,8 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
     else {
         for (int i = 0; i < h.ndim; i++) {
             if ((uint64_t)h.shape[i] > SIZE_MAX / sizeof(double) / count) {
-                st = fail(err, SIM_EFORMAT, path, "shape product overflows (dimension %d is %" PRId64 ")",
-                          i, h.shape[i]);
+                st = fail(err, SIM_EFORMAT, path,
+                          "shape product overflows (dimension %d is %" PRId64 ")", i, h.shape[i]);
                 goto done;
             }
             count *= (size_t)h.shape[i];
@@ -520,8 +526,8 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
     size_t esize = dtype == SIM_NPY_F8 ? 8 : 4;
     size_t nbytes = count * esize;
     if (regular && fsize - data_off < nbytes) {
-        st = fail(err, SIM_EFORMAT, path, "data truncated: expected %zu bytes, found %" PRIu64, nbytes,
-                  fsize - data_off);
+        st = fail(err, SIM_EFORMAT, path, "data truncated: expected %zu bytes, found %" PRIu64,
+                  nbytes, fsize - data_off);
         goto done;
     }
     if (regular && fsize - data_off > nbytes) {
@@ -562,13 +568,14 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
         goto done;
     }
     if (total < nbytes) {
-        st = fail(err, SIM_EFORMAT, path, "data truncated: expected %zu bytes, found %zu", nbytes, total);
+        st = fail(err, SIM_EFORMAT, path, "data truncated: expected %zu bytes, found %zu", nbytes,
+                  total);
         goto done;
     }
     /* Not a regular file (or it grew meanwhile): look for bytes past the data. */
     if (fgetc(f) != EOF) {
-        st = fail(err, SIM_EFORMAT, path, "extra bytes after the data: expected %zu bytes of data, found more",
-                  nbytes);
+        st = fail(err, SIM_EFORMAT, path,
+                  "extra bytes after the data: expected %zu bytes of data, found more", nbytes);
         goto done;
     }
     if (ferror(f)) {
@@ -594,12 +601,14 @@ done:
 
 /* ---------------------------------------------------------------- writing */
 
-/* The preamble + dict exactly as numpy.save (>= 1.24) writes it; returns its length or 0 if too long. */
+/* Preamble + dict exactly as numpy.save (>= 1.24) writes them; returns the length, 0 if too long.
+ */
 static size_t build_header(char *buf, size_t cap, int dtype, int ndim, const int64_t *shape)
 {
     char dict[512];
-    size_t k = (size_t)snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (",
-                                dtype == SIM_NPY_F8 ? "<f8" : "<f4");
+    size_t k =
+        (size_t)snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (",
+                         dtype == SIM_NPY_F8 ? "<f8" : "<f4");
     for (int i = 0; i < ndim; i++)
         k += (size_t)snprintf(dict + k, sizeof dict - k, i ? ", %" PRId64 : "%" PRId64, shape[i]);
     k += (size_t)snprintf(dict + k, sizeof dict - k, "%s), }", ndim == 1 ? "," : "");
@@ -645,8 +654,8 @@ static mode_t default_mode(void)
 }
 
 /* Write a .npy file atomically; see sim.h. */
-int sim_npy_write(const char *path, int dtype, int ndim, const int64_t *shape,
-                  const double *data, char err[SIM_ERRLEN])
+int sim_npy_write(const char *path, int dtype, int ndim, const int64_t *shape, const double *data,
+                  char err[SIM_ERRLEN])
 {
     if (err)
         err[0] = '\0';
@@ -784,8 +793,8 @@ int sim_dataset_path(char *buf, size_t len, const char *dir, const char *quantit
         tag = "";
     size_t dl = strlen(dir);
     const char *sep = dl > 0 && dir[dl - 1] != '/' ? "/" : "";
-    int k = snprintf(buf, len, "%s%s%s_%s_%s%d_initvel1%s.npy", dir, sep, quantity, split, sim, n,
-                     tag);
+    int k =
+        snprintf(buf, len, "%s%s%s_%s_%s%d_initvel1%s.npy", dir, sep, quantity, split, sim, n, tag);
     if (k < 0 || (size_t)k >= len) {
         buf[0] = '\0';
         return SIM_EARG;

@@ -1,0 +1,464 @@
+/* ckpt.c: checkpoint files (magic, version, dimensions, raw little-endian arrays, CRC-32,
+ * written atomically) and the model API of the viewer contract (load, info, integrator). */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "sim.h"
+
+#define HEADER_BYTES 96 /* magic 8, version 4, 10 int32, 3 double, 2 int64, blob length (pack_header) */
+
+/* 1 on a little-endian host. */
+static int host_le(void)
+{
+    const uint16_t one = 1;
+    return *(const unsigned char *)&one == 1;
+}
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    for (int k = 0; k < 4; k++)
+        p[k] = (unsigned char)(v >> (8 * k));
+}
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int k = 0; k < 8; k++)
+        p[k] = (unsigned char)(v >> (8 * k));
+}
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int k = 0; k < 4; k++)
+        v |= (uint32_t)p[k] << (8 * k);
+    return v;
+}
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int k = 0; k < 8; k++)
+        v |= (uint64_t)p[k] << (8 * k);
+    return v;
+}
+static void put_f64(unsigned char *p, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, 8);
+    put_u64(p, v);
+}
+static double get_f64(const unsigned char *p)
+{
+    uint64_t v = get_u64(p);
+    double d;
+    memcpy(&d, &v, 8);
+    return d;
+}
+
+/* The fixed-size header of a checkpoint. */
+struct header {
+    uint32_t version;
+    int32_t task, hidden, layers, node_in, has_field, sim_kind, n_bodies, horizon, with_opt, pad;
+    double field[3];
+    int64_t n_params, step, blob_len;
+};
+
+/* Serialise a header into HEADER_BYTES bytes. */
+static void pack_header(unsigned char *b, const struct header *h)
+{
+    memcpy(b, CN_CKPT_MAGIC, 8);
+    put_u32(b + 8, h->version);
+    const int32_t iv[10] = {h->task, h->hidden, h->layers, h->node_in, h->has_field,
+                            h->sim_kind, h->n_bodies, h->horizon, h->with_opt, h->pad};
+    for (int k = 0; k < 10; k++)
+        put_u32(b + 12 + 4 * k, (uint32_t)iv[k]);
+    for (int k = 0; k < 3; k++)
+        put_f64(b + 52 + 8 * k, h->field[k]);
+    put_u64(b + 76, (uint64_t)h->n_params);
+    put_u64(b + 84, (uint64_t)h->step);
+    put_u32(b + 92, (uint32_t)h->blob_len); /* blob length fits 32 bits */
+}
+
+/* Parse a header (magic already checked). */
+static void unpack_header(const unsigned char *b, struct header *h)
+{
+    h->version = get_u32(b + 8);
+    int32_t iv[10];
+    for (int k = 0; k < 10; k++)
+        iv[k] = (int32_t)get_u32(b + 12 + 4 * k);
+    h->task = iv[0];
+    h->hidden = iv[1];
+    h->layers = iv[2];
+    h->node_in = iv[3];
+    h->has_field = iv[4];
+    h->sim_kind = iv[5];
+    h->n_bodies = iv[6];
+    h->horizon = iv[7];
+    h->with_opt = iv[8];
+    h->pad = iv[9];
+    for (int k = 0; k < 3; k++)
+        h->field[k] = get_f64(b + 52 + 8 * k);
+    h->n_params = (int64_t)get_u64(b + 76);
+    h->step = (int64_t)get_u64(b + 84);
+    h->blob_len = get_u32(b + 92);
+}
+
+/* fwrite that also feeds the CRC. */
+static int put_bytes(FILE *f, const void *p, size_t len, uint32_t *crc)
+{
+    *crc = cn_crc32(*crc, p, len);
+    return fwrite(p, 1, len, f) == len ? 0 : -1;
+}
+
+/* Write a float array little-endian (swapping in chunks on a big-endian host). */
+static int put_floats(FILE *f, const float *a, long count, uint32_t *crc)
+{
+    if (host_le())
+        return put_bytes(f, a, (size_t)count * 4, crc);
+    unsigned char buf[4096];
+    for (long k = 0; k < count;) {
+        long c = count - k < 1024 ? count - k : 1024;
+        for (long j = 0; j < c; j++) {
+            uint32_t u;
+            memcpy(&u, a + k + j, 4);
+            put_u32(buf + 4 * j, u);
+        }
+        if (put_bytes(f, buf, (size_t)c * 4, crc))
+            return -1;
+        k += c;
+    }
+    return 0;
+}
+
+/* Save a checkpoint atomically (see clofnet.h). */
+int cn_ckpt_save(const char *path, const struct cn_state *s, const struct cn_meta *meta,
+                 int with_optimizer, const void *blob, size_t blob_len, char err[CN_ERRLEN])
+{
+    if (blob_len > 0x7fffffff)
+        return cn_fail(err, CN_EARG, "checkpoint blob too large");
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return cn_fail(err, CN_EARG, "path too long: %s", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return cn_fail(err, CN_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    struct header h = {0};
+    h.version = CN_CKPT_VERSION;
+    h.task = s->cfg.task;
+    h.hidden = s->cfg.hidden;
+    h.layers = s->cfg.layers;
+    h.node_in = s->cfg.node_in;
+    h.has_field = s->cfg.has_field;
+    h.sim_kind = meta->sim_kind;
+    h.n_bodies = meta->n_bodies;
+    h.horizon = meta->horizon_steps;
+    h.with_opt = with_optimizer ? 1 : 0;
+    memcpy(h.field, s->cfg.field, sizeof h.field);
+    h.n_params = s->n_params;
+    h.step = s->step;
+    h.blob_len = (int64_t)blob_len;
+    unsigned char hb[HEADER_BYTES];
+    pack_header(hb, &h);
+    uint32_t crc = 0;
+    int bad = put_bytes(f, hb, sizeof hb, &crc) || put_floats(f, s->param, s->n_params, &crc);
+    if (!bad && with_optimizer)
+        bad = put_floats(f, s->m, s->n_params, &crc) || put_floats(f, s->v, s->n_params, &crc);
+    if (!bad && blob_len)
+        bad = put_bytes(f, blob, blob_len, &crc);
+    unsigned char cb[4];
+    put_u32(cb, crc);
+    if (!bad)
+        bad = fwrite(cb, 1, 4, f) != 4;
+    if (!bad)
+        bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+    int e = errno;
+    if (fclose(f) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    if (!bad && rename(tmp, path) != 0) {
+        bad = 1;
+        e = errno;
+    }
+    if (bad) {
+        unlink(tmp);
+        return cn_fail(err, CN_EIO, "cannot write checkpoint %s: %s", path, strerror(e));
+    }
+    return CN_OK;
+}
+
+/* Read a float array written by put_floats. */
+static void get_floats(const unsigned char *p, float *a, long count)
+{
+    if (host_le()) {
+        memcpy(a, p, (size_t)count * 4);
+        return;
+    }
+    for (long k = 0; k < count; k++) {
+        uint32_t u = get_u32(p + 4 * k);
+        memcpy(a + k, &u, 4);
+    }
+}
+
+/* Load a checkpoint (see clofnet.h). */
+int cn_ckpt_load(const char *path, const struct cn_config *want, struct cn_state *s,
+                 struct cn_meta *meta, int *has_optimizer, void **blob, size_t *blob_len,
+                 char err[CN_ERRLEN])
+{
+    memset(s, 0, sizeof *s);
+    if (blob)
+        *blob = NULL;
+    if (blob_len)
+        *blob_len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return cn_fail(err, CN_EIO, "cannot open checkpoint %s: %s", path, strerror(errno));
+    unsigned char *buf = NULL;
+    int st = CN_OK;
+    if (fseek(f, 0, SEEK_END) != 0) {
+        st = cn_fail(err, CN_EIO, "cannot read checkpoint %s: %s", path, strerror(errno));
+        goto done;
+    }
+    long size = ftell(f);
+    rewind(f);
+    if (size < 0) {
+        st = cn_fail(err, CN_EIO, "cannot read checkpoint %s", path);
+        goto done;
+    }
+    if (size < 8 + 4) {
+        st = cn_fail(err, CN_EFORMAT, "%s: not a ClofNet checkpoint (%ld bytes)", path, size);
+        goto done;
+    }
+    buf = malloc((size_t)size);
+    if (!buf) {
+        st = cn_fail(err, CN_ENOMEM, "out of memory reading %s", path);
+        goto done;
+    }
+    if (fread(buf, 1, (size_t)size, f) != (size_t)size) {
+        st = cn_fail(err, CN_EIO, "cannot read checkpoint %s", path);
+        goto done;
+    }
+    if (memcmp(buf, CN_CKPT_MAGIC, 8) != 0) {
+        st = cn_fail(err, CN_EFORMAT, "%s: not a ClofNet checkpoint (bad magic)", path);
+        goto done;
+    }
+    if (size < HEADER_BYTES + 4) {
+        st = cn_fail(err, CN_EFORMAT, "%s: truncated checkpoint (%ld bytes, header alone is %d)",
+                     path, size, HEADER_BYTES + 4);
+        goto done;
+    }
+    struct header h;
+    unpack_header(buf, &h);
+    if (h.version != CN_CKPT_VERSION) {
+        st = cn_fail(err, CN_EFORMAT, "%s: checkpoint version %u, this program reads version %d",
+                     path, h.version, CN_CKPT_VERSION);
+        goto done;
+    }
+    struct cn_config c;
+    memset(&c, 0, sizeof c);
+    c.task = h.task;
+    c.hidden = h.hidden;
+    c.layers = h.layers;
+    c.node_in = h.node_in;
+    c.has_field = h.has_field;
+    memcpy(c.field, h.field, sizeof c.field);
+    char cerr[CN_ERRLEN];
+    if (cn_config_check(&c, cerr) != CN_OK) {
+        st = cn_fail(err, CN_EFORMAT, "%s: bad dimensions in checkpoint: %s", path, cerr);
+        goto done;
+    }
+    if (h.n_params != cn_param_count(&c)) {
+        st = cn_fail(err, CN_EFORMAT, "%s: %lld parameters stored, but hidden %d, %d layers "
+                     "needs %ld", path, (long long)h.n_params, c.hidden, c.layers,
+                     cn_param_count(&c));
+        goto done;
+    }
+    if (h.n_bodies < 2 || h.horizon < 1 || h.with_opt < 0 || h.with_opt > 1 || h.step < 0 ||
+        !sim_kind_name(h.sim_kind)) {
+        st = cn_fail(err, CN_EFORMAT, "%s: bad fields in checkpoint header", path);
+        goto done;
+    }
+    if (want && (want->task != c.task || want->hidden != c.hidden || want->layers != c.layers ||
+                 want->node_in != c.node_in || want->has_field != c.has_field)) {
+        st = cn_fail(err, CN_EFORMAT, "%s: checkpoint has task %d, hidden %d, %d layers, node "
+                     "inputs %d, field %d; expected task %d, hidden %d, %d layers, node inputs "
+                     "%d, field %d", path, c.task, c.hidden, c.layers, c.node_in, c.has_field,
+                     want->task, want->hidden, want->layers, want->node_in, want->has_field);
+        goto done;
+    }
+    long expect = HEADER_BYTES + 4 * (long)h.n_params * (h.with_opt ? 3 : 1) + h.blob_len + 4;
+    if (size < expect) {
+        st = cn_fail(err, CN_EFORMAT, "%s: truncated checkpoint (%ld of %ld bytes)", path, size,
+                     expect);
+        goto done;
+    }
+    if (size > expect) {
+        st = cn_fail(err, CN_EFORMAT, "%s: %ld unexpected trailing bytes", path, size - expect);
+        goto done;
+    }
+    if (cn_crc32(0, buf, (size_t)size - 4) != get_u32(buf + size - 4)) {
+        st = cn_fail(err, CN_EFORMAT, "%s: corrupted checkpoint (checksum mismatch)", path);
+        goto done;
+    }
+    if ((st = cn_state_init(s, &c, cerr)) != CN_OK) {
+        cn_fail(err, st, "%s: %s", path, cerr);
+        goto done;
+    }
+    const unsigned char *p = buf + HEADER_BYTES;
+    get_floats(p, s->param, s->n_params);
+    p += 4 * s->n_params;
+    if (h.with_opt) {
+        get_floats(p, s->m, s->n_params);
+        p += 4 * s->n_params;
+        get_floats(p, s->v, s->n_params);
+        p += 4 * s->n_params;
+    }
+    for (long k = 0; k < s->n_params; k++)
+        if (!isfinite(s->param[k])) {
+            st = cn_fail(err, CN_EFORMAT, "%s: non-finite parameter at index %ld", path, k);
+            cn_state_free(s);
+            goto done;
+        }
+    s->step = h.step;
+    if (meta) {
+        meta->sim_kind = h.sim_kind;
+        meta->n_bodies = h.n_bodies;
+        meta->horizon_steps = h.horizon;
+    }
+    if (has_optimizer)
+        *has_optimizer = h.with_opt;
+    if (blob && h.blob_len > 0) {
+        *blob = malloc((size_t)h.blob_len);
+        if (!*blob) {
+            st = cn_fail(err, CN_ENOMEM, "out of memory reading %s", path);
+            cn_state_free(s);
+            goto done;
+        }
+        memcpy(*blob, p, (size_t)h.blob_len);
+        if (blob_len)
+            *blob_len = (size_t)h.blob_len;
+    }
+done:
+    free(buf);
+    fclose(f);
+    return st;
+}
+
+/* ------------------------------------------------------------ model API */
+
+/* A loaded network with a workspace for one system. */
+struct cn_model {
+    struct cn_state s;
+    struct cn_meta meta;
+    struct cn_ws *ws;
+    int ws_n;
+    float *x, *v, *q, *xo, *vo;
+};
+
+int cn_model_load(const char *path, struct cn_model **out, char err[CN_ERRLEN])
+{
+    *out = NULL;
+    struct cn_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return cn_fail(err, CN_ENOMEM, "out of memory");
+    int st = cn_ckpt_load(path, NULL, &m->s, &m->meta, NULL, NULL, NULL, err);
+    if (st) {
+        free(m);
+        return st;
+    }
+    *out = m;
+    return CN_OK;
+}
+
+/* Free the per-system buffers of a model. */
+static void model_buffers_free(struct cn_model *m)
+{
+    cn_ws_free(m->ws);
+    free(m->x);
+    free(m->v);
+    free(m->q);
+    free(m->xo);
+    free(m->vo);
+    m->ws = NULL;
+    m->x = m->v = m->q = m->xo = m->vo = NULL;
+    m->ws_n = 0;
+}
+
+void cn_model_free(struct cn_model *m)
+{
+    if (!m)
+        return;
+    model_buffers_free(m);
+    cn_state_free(&m->s);
+    free(m);
+}
+
+void cn_model_get_info(const struct cn_model *m, struct cn_model_info *info)
+{
+    info->task = m->s.cfg.task;
+    info->sim_kind = m->meta.sim_kind;
+    info->n_bodies = m->meta.n_bodies;
+    info->horizon_steps = m->meta.horizon_steps;
+    info->hidden = m->s.cfg.hidden;
+    info->layers = m->s.cfg.layers;
+    info->n_params = m->s.n_params;
+}
+
+const struct cn_state *cn_model_state(const struct cn_model *m) { return &m->s; }
+const struct cn_meta *cn_model_meta(const struct cn_model *m) { return &m->meta; }
+
+/* Advance one system by the model's horizon (see clofnet.h). */
+int cn_integrator_step(struct cn_model *m, int n, const double *q, double *x, double *v)
+{
+    if (!m || n < 2 || !q || !x || !v)
+        return CN_EARG;
+    for (int k = 0; k < 3 * n; k++)
+        if (!isfinite(x[k]) || !isfinite(v[k]))
+            return CN_EDATA;
+    for (int i = 0; i < n; i++)
+        if (!isfinite(q[i]))
+            return CN_EDATA;
+    if (m->ws_n != n) {
+        model_buffers_free(m);
+        char err[CN_ERRLEN];
+        if (cn_ws_create(&m->s.cfg, 1, n, CN_F32, &m->ws, err) != CN_OK)
+            return CN_ENOMEM;
+        m->x = malloc(sizeof(float) * 3 * n);
+        m->v = malloc(sizeof(float) * 3 * n);
+        m->q = malloc(sizeof(float) * n);
+        m->xo = malloc(sizeof(float) * 3 * n);
+        m->vo = malloc(sizeof(float) * 3 * n);
+        if (!m->x || !m->v || !m->q || !m->xo || !m->vo) {
+            model_buffers_free(m);
+            return CN_ENOMEM;
+        }
+        m->ws_n = n;
+    }
+    for (int i = 0; i < n; i++) {
+        m->q[i] = (float)q[i];
+        for (int c = 0; c < 3; c++) {
+            m->x[3 * i + c] = (float)x[c * n + i];
+            m->v[3 * i + c] = (float)v[c * n + i];
+        }
+    }
+    const float field[3] = {(float)m->s.cfg.field[0], (float)m->s.cfg.field[1],
+                            (float)m->s.cfg.field[2]};
+    const int step = m->s.cfg.task == CN_TASK_STEP;
+    int st = cn_forward(m->ws, m->s.param, 1, m->x, m->v, m->q, m->s.cfg.has_field ? field : NULL,
+                        m->xo, step ? m->vo : NULL);
+    if (st)
+        return st;
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++) {
+            if (!isfinite(m->xo[3 * i + c]) || (step && !isfinite(m->vo[3 * i + c])))
+                return CN_EDATA;
+        }
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++) {
+            x[c * n + i] = m->xo[3 * i + c];
+            if (step)
+                v[c * n + i] = m->vo[3 * i + c];
+        }
+    return CN_OK;
+}

@@ -1,0 +1,280 @@
+/* data.c: finding and loading the .npy datasets of SPEC §2 (from nbody-gen or the reference
+ * generator), with shape and value checks, and gathering task samples into batches. */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "sim.h"
+
+#define MAX_SUFFIXES 16
+
+/* Parse "_{sim}{n}_initvel1{tag}" into kind and n; 0 on success. */
+static int parse_suffix(const char *suf, int *kind, int *n)
+{
+    static const char *names[] = {"charged", "static", "dynamic"};
+    if (suf[0] != '_')
+        return -1;
+    for (int k = 0; k < 3; k++) {
+        size_t len = strlen(names[k]);
+        if (strncmp(suf + 1, names[k], len) != 0)
+            continue;
+        const char *p = suf + 1 + len;
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 2 || v > 100000 || strncmp(end, "_initvel1", 9) != 0)
+            return -1;
+        *kind = sim_kind_parse(names[k]);
+        *n = (int)v;
+        return 0;
+    }
+    return -1;
+}
+
+/* Find the single dataset suffix in dir (see clofnet.h). */
+int cn_data_find(const char *dir, char *suffix, size_t len, int *kind, int *n,
+                 char err[CN_ERRLEN])
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return cn_fail(err, CN_EIO, "cannot open data directory %s: %s", dir, strerror(errno));
+    char found[MAX_SUFFIXES][256];
+    int count = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *nm = de->d_name;
+        size_t l = strlen(nm);
+        if (l <= 13 || strncmp(nm, "loc_train", 9) != 0 || strcmp(nm + l - 4, ".npy") != 0)
+            continue;
+        if (l - 13 >= sizeof found[0])
+            continue;
+        if (count < MAX_SUFFIXES) {
+            memcpy(found[count], nm + 9, l - 13);
+            found[count][l - 13] = '\0';
+        }
+        count++;
+    }
+    closedir(d);
+    if (count == 0)
+        return cn_fail(err, CN_EIO,
+                       "no dataset in %s: no file loc_train_<sim><n>_initvel1<tag>.npy", dir);
+    if (count > 1) {
+        char list[CN_ERRLEN / 2] = "";
+        for (int i = 0; i < count && i < MAX_SUFFIXES; i++) {
+            size_t u = strlen(list);
+            snprintf(list + u, sizeof list - u, "%s%s", i ? ", " : "", found[i]);
+        }
+        return cn_fail(err, CN_EIO, "several datasets in %s (%d suffixes: %s); "
+                       "point --data at a directory holding one", dir, count, list);
+    }
+    if (parse_suffix(found[0], kind, n) != 0)
+        return cn_fail(err, CN_EFORMAT, "cannot parse dataset suffix '%s' in %s "
+                       "(expected _<charged|static|dynamic><n>_initvel1<tag>)", found[0], dir);
+    if (strlen(found[0]) >= len)
+        return cn_fail(err, CN_EARG, "dataset suffix too long");
+    strcpy(suffix, found[0]);
+    return CN_OK;
+}
+
+/* First non-finite value of an array, or -1. */
+static long first_nonfinite(const struct sim_npy *a)
+{
+    for (size_t k = 0; k < a->count; k++)
+        if (!isfinite(a->data[k]))
+            return (long)k;
+    return -1;
+}
+
+/* Read one quantity of one split and check it is finite. */
+static int read_q(const char *dir, const char *qty, const char *split, const char *suffix,
+                  struct sim_npy *a, char *path, size_t plen, char err[CN_ERRLEN])
+{
+    snprintf(path, plen, "%s/%s_%s%s.npy", dir, qty, split, suffix);
+    char serr[SIM_ERRLEN];
+    int st = sim_npy_read(path, a, serr);
+    if (st != SIM_OK)
+        return cn_fail(err, st == SIM_EFORMAT ? CN_EFORMAT : st == SIM_ENOMEM ? CN_ENOMEM : CN_EIO,
+                       "%s", serr);
+    long bad = first_nonfinite(a);
+    if (bad >= 0) {
+        long per = a->ndim > 0 && a->shape[0] > 0 ? (long)(a->count / (size_t)a->shape[0]) : 1;
+        return cn_fail(err, CN_EDATA, "%s: non-finite value (%g) in trajectory %ld", path,
+                       a->data[bad], bad / per);
+    }
+    return CN_OK;
+}
+
+/* Shape as text, for messages. */
+static void shape_str(const struct sim_npy *a, char *buf, size_t len)
+{
+    size_t u = 0;
+    u += (size_t)snprintf(buf + u, len - u, "(");
+    for (int k = 0; k < a->ndim && u < len; k++)
+        u += (size_t)snprintf(buf + u, len - u, "%s%lld", k ? ", " : "", (long long)a->shape[k]);
+    if (u < len)
+        snprintf(buf + u, len - u, ")");
+}
+
+/* Load and check one split, converting to float node-major. */
+static int load_split(const char *dir, const char *split, const char *suffix, int n,
+                      int max_count, struct cn_split *sp, char err[CN_ERRLEN])
+{
+    struct sim_npy loc = {0}, vel = {0}, chg = {0}, edg = {0};
+    char p[4][1200], s1[96], s2[96];
+    int st;
+    memset(sp, 0, sizeof *sp);
+    if ((st = read_q(dir, "loc", split, suffix, &loc, p[0], sizeof p[0], err)) ||
+        (st = read_q(dir, "vel", split, suffix, &vel, p[1], sizeof p[1], err)) ||
+        (st = read_q(dir, "charges", split, suffix, &chg, p[2], sizeof p[2], err)) ||
+        (st = read_q(dir, "edges", split, suffix, &edg, p[3], sizeof p[3], err)))
+        goto done;
+    st = CN_EDATA;
+    if (loc.ndim != 4 || loc.shape[2] != 3 || loc.shape[3] != n || loc.shape[0] < 1 ||
+        loc.shape[1] < 2) {
+        shape_str(&loc, s1, sizeof s1);
+        cn_fail(err, st, "%s: shape %s, expected (trajectories, frames, 3, %d)", p[0], s1, n);
+        goto done;
+    }
+    if (vel.ndim != 4 || memcmp(vel.shape, loc.shape, 4 * sizeof loc.shape[0]) != 0) {
+        shape_str(&loc, s1, sizeof s1);
+        shape_str(&vel, s2, sizeof s2);
+        cn_fail(err, st, "%s: shape %s does not match loc %s", p[1], s2, s1);
+        goto done;
+    }
+    int64_t T = loc.shape[0];
+    if (!((chg.ndim == 3 && chg.shape[0] == T && chg.shape[1] == n && chg.shape[2] == 1) ||
+          (chg.ndim == 2 && chg.shape[0] == T && chg.shape[1] == n))) {
+        shape_str(&chg, s1, sizeof s1);
+        cn_fail(err, st, "%s: shape %s, expected (%lld, %d, 1)", p[2], s1, (long long)T, n);
+        goto done;
+    }
+    if (edg.ndim != 3 || edg.shape[0] != T || edg.shape[1] != n || edg.shape[2] != n) {
+        shape_str(&edg, s1, sizeof s1);
+        cn_fail(err, st, "%s: shape %s, expected (%lld, %d, %d)", p[3], s1, (long long)T, n, n);
+        goto done;
+    }
+    /* edges must be q q^T: the network takes q_i q_j from the charges */
+    for (int64_t t = 0; t < T; t++)
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) {
+                double qq = chg.data[t * n + i] * chg.data[t * n + j];
+                double e = edg.data[(t * n + i) * n + j];
+                if (fabs(e - qq) > 1e-6 * (1 + fabs(qq))) {
+                    cn_fail(err, st, "%s: trajectory %lld: edges[%d][%d] = %g but q_i q_j = %g",
+                            p[3], (long long)t, i, j, e, qq);
+                    goto done;
+                }
+            }
+    int count = (int)(max_count > 0 && max_count < T ? max_count : T);
+    int F = (int)loc.shape[1];
+    size_t per = (size_t)F * n * 3;
+    sp->count = count;
+    sp->frames = F;
+    sp->n = n;
+    sp->loc = malloc((size_t)count * per * sizeof(float));
+    sp->vel = malloc((size_t)count * per * sizeof(float));
+    sp->q = malloc((size_t)count * n * sizeof(float));
+    if (!sp->loc || !sp->vel || !sp->q) {
+        st = cn_fail(err, CN_ENOMEM, "out of memory for the %s split", split);
+        goto done;
+    }
+    for (int t = 0; t < count; t++) {
+        for (int f = 0; f < F; f++)
+            for (int c = 0; c < 3; c++)
+                for (int i = 0; i < n; i++) {
+                    size_t src = (((size_t)t * F + f) * 3 + c) * n + i;
+                    size_t dst = (((size_t)t * F + f) * n + i) * 3 + c;
+                    sp->loc[dst] = (float)loc.data[src];
+                    sp->vel[dst] = (float)vel.data[src];
+                }
+        for (int i = 0; i < n; i++)
+            sp->q[(size_t)t * n + i] = (float)chg.data[(size_t)t * n + i];
+    }
+    st = CN_OK;
+done:
+    sim_npy_free(&loc);
+    sim_npy_free(&vel);
+    sim_npy_free(&chg);
+    sim_npy_free(&edg);
+    if (st) {
+        free(sp->loc);
+        free(sp->vel);
+        free(sp->q);
+        memset(sp, 0, sizeof *sp);
+    }
+    return st;
+}
+
+/* Load the requested splits of the dataset in dir (see clofnet.h). */
+int cn_data_load(const char *dir, int which, int max_train, struct cn_data *d,
+                 char err[CN_ERRLEN])
+{
+    memset(d, 0, sizeof *d);
+    int st = cn_data_find(dir, d->suffix, sizeof d->suffix, &d->kind, &d->n, err);
+    if (st)
+        return st;
+    if ((which & CN_SPLIT_TRAIN) &&
+        (st = load_split(dir, "train", d->suffix, d->n, max_train, &d->train, err)))
+        goto fail;
+    if ((which & CN_SPLIT_VALID) &&
+        (st = load_split(dir, "valid", d->suffix, d->n, 0, &d->valid, err)))
+        goto fail;
+    if ((which & CN_SPLIT_TEST) &&
+        (st = load_split(dir, "test", d->suffix, d->n, 0, &d->test, err)))
+        goto fail;
+    return CN_OK;
+fail:
+    cn_data_free(d);
+    return st;
+}
+
+/* Free one split. */
+static void split_free(struct cn_split *s)
+{
+    free(s->loc);
+    free(s->vel);
+    free(s->q);
+    memset(s, 0, sizeof *s);
+}
+
+void cn_data_free(struct cn_data *d)
+{
+    split_free(&d->train);
+    split_free(&d->valid);
+    split_free(&d->test);
+}
+
+/* Samples of a split for a task. */
+long cn_task_samples(const struct cn_split *sp, int task)
+{
+    if (task == CN_TASK_STEP)
+        return (long)sp->count * (sp->frames - 1);
+    return sp->frames > CN_FRAME_OUT ? sp->count : 0;
+}
+
+/* Gather samples into node-major batch arrays. */
+void cn_gather(const struct cn_split *sp, int task, const long *idx, int graphs, float *x,
+               float *v, float *q, float *x_target, float *v_target)
+{
+    const int n = sp->n, F = sp->frames;
+    const size_t nb = (size_t)n * 3;
+    for (int g = 0; g < graphs; g++) {
+        long t = idx[g];
+        int f0 = CN_FRAME_IN, f1 = CN_FRAME_OUT;
+        if (task == CN_TASK_STEP) {
+            f0 = (int)(idx[g] % (F - 1));
+            f1 = f0 + 1;
+            t = idx[g] / (F - 1);
+        }
+        const float *L = sp->loc + (size_t)t * F * nb, *V = sp->vel + (size_t)t * F * nb;
+        memcpy(x + g * nb, L + f0 * nb, nb * sizeof(float));
+        memcpy(v + g * nb, V + f0 * nb, nb * sizeof(float));
+        memcpy(q + (size_t)g * n, sp->q + (size_t)t * n, (size_t)n * sizeof(float));
+        if (x_target)
+            memcpy(x_target + g * nb, L + f1 * nb, nb * sizeof(float));
+        if (v_target)
+            memcpy(v_target + g * nb, V + f1 * nb, nb * sizeof(float));
+    }
+}

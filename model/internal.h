@@ -1,0 +1,65 @@
+/* internal.h: declarations shared by the model/ sources and not part of the public API:
+ * the workspace struct, error helpers, little-endian I/O and the CRC used by checkpoints. */
+#ifndef CN_INTERNAL_H
+#define CN_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "clofnet.h"
+
+/* Workspace of one batch: sizes, edge lists and the typed activation buffers. */
+struct cn_ws {
+    int precision;       /* enum cn_precision */
+    struct cn_config cfg;
+    struct cn_layout lay;
+    int max_graphs, n;
+    int graphs;          /* graphs of the last forward; 0 before the first */
+    int *row, *col;      /* receiver and sender node of every edge, max_graphs*n*(n-1) */
+    void *typed;         /* struct cn_wsp_f or struct cn_wsp_d */
+    size_t bytes;
+};
+
+/* Allocate / free the typed part of a workspace (net_f.c, net_d.c). */
+int cn_wsp_alloc_f(struct cn_ws *ws);
+void cn_wsp_free_f(struct cn_ws *ws);
+int cn_wsp_alloc_d(struct cn_ws *ws);
+void cn_wsp_free_d(struct cn_ws *ws);
+
+/* printf into an error buffer; returns status so callers can `return cn_fail(...)`. */
+int cn_fail(char err[CN_ERRLEN], int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* CRC-32 (IEEE 802.3, as zlib), continued from crc (0 to start). */
+uint32_t cn_crc32(uint32_t crc, const void *data, size_t len);
+
+/* Round up to a multiple of 16 elements so that every array starts 64-byte aligned. */
+static inline size_t cn_round16(size_t k) { return (k + 15) & ~(size_t)15; }
+
+/* exp(x) in float, vectorisable: Cody-Waite reduction by ln 2 and Cephes' degree-6
+ * polynomial (about 1 ulp on [-87, 88]); x is clamped to that range, where 2^n stays a
+ * normal float, which is all a sigmoid needs. Plain IEEE operations only, so the result is
+ * the same scalar or vectorised. */
+static inline float cn_expf(float x)
+{
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    float fn = x * 1.44269504088896341f + 12582912.0f; /* round(x / ln 2) via 1.5 * 2^23 */
+    fn -= 12582912.0f;
+    float r = x - fn * 0.693359375f;
+    r = r - fn * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    union { int32_t i; float f; } sc;
+    sc.i = ((int32_t)fn + 127) << 23;
+    return p * sc.f;
+}
+
+/* Logistic sigmoid in float through cn_expf. */
+static inline float cn_sigmoidf(float z) { return 1.0f / (1.0f + cn_expf(-z)); }
+
+#endif

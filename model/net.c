@@ -1,0 +1,425 @@
+/* net.c: configuration, parameter layout and initialisation of ClofNet, workspaces and the
+ * typed forward/backward entry points, MSE, the flat training state and AdamW/StepLR. */
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "sim.h"
+
+int cn_forward_impl_f(struct cn_ws *ws, const float *P, int G, const float *x, const float *v,
+                      const float *q, const float *field, float *x_out, float *v_out);
+int cn_backward_impl_f(struct cn_ws *ws, const float *P, const float *dx_out,
+                       const float *dv_out, float *Gr, float *dx_in, float *dv_in);
+int cn_forward_impl_d(struct cn_ws *ws, const double *P, int G, const double *x,
+                      const double *v, const double *q, const double *field, double *x_out,
+                      double *v_out);
+int cn_backward_impl_d(struct cn_ws *ws, const double *P, const double *dx_out,
+                       const double *dv_out, double *Gr, double *dx_in, double *dv_in);
+
+/* Short name of a status code. */
+const char *cn_strerror(int status)
+{
+    switch (status) {
+    case CN_OK: return "ok";
+    case CN_EARG: return "invalid argument";
+    case CN_ENOMEM: return "out of memory";
+    case CN_EIO: return "I/O error";
+    case CN_EFORMAT: return "bad format";
+    case CN_EDATA: return "bad data";
+    case CN_EINTR: return "interrupted";
+    default: return "unknown status";
+    }
+}
+
+/* Format a message into err and hand back the status. */
+int cn_fail(char err[CN_ERRLEN], int status, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, CN_ERRLEN, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+/* Table-less CRC-32 (reflected polynomial 0xEDB88320), fast enough for a few MB. */
+uint32_t cn_crc32(uint32_t crc, const void *data, size_t len)
+{
+    static uint32_t table[256];
+    static int ready;
+    if (!ready) { /* benign race: every thread writes the same values */
+        for (uint32_t i = 0; i < 256; i++) {
+            uint32_t c = i;
+            for (int k = 0; k < 8; k++)
+                c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+            table[i] = c;
+        }
+        ready = 1;
+    }
+    const unsigned char *p = data;
+    crc = ~crc;
+    for (size_t i = 0; i < len; i++)
+        crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+    return ~crc;
+}
+
+/* ------------------------------------------------------------- config */
+
+/* Defaults of a task. */
+void cn_config_default(struct cn_config *c, int task)
+{
+    memset(c, 0, sizeof *c);
+    c->task = task;
+    c->hidden = 64;
+    c->layers = 4;
+    c->node_in = task == CN_TASK_STEP ? 2 : 1;
+    c->has_field = 0;
+}
+
+/* Validate every field of a config. */
+int cn_config_check(const struct cn_config *c, char err[CN_ERRLEN])
+{
+    if (c->task != CN_TASK_POSITION && c->task != CN_TASK_STEP)
+        return cn_fail(err, CN_EARG, "unknown task %d", c->task);
+    if (c->hidden < 2 || c->hidden > CN_MAX_HIDDEN || c->hidden % 2)
+        return cn_fail(err, CN_EARG, "hidden width %d must be even and in 2..%d", c->hidden,
+                       CN_MAX_HIDDEN);
+    if (c->layers < 1 || c->layers > CN_MAX_LAYERS)
+        return cn_fail(err, CN_EARG, "layers %d must be in 1..%d", c->layers, CN_MAX_LAYERS);
+    if (c->node_in != 1 && c->node_in != 2)
+        return cn_fail(err, CN_EARG, "node inputs %d must be 1 (|v|) or 2 (|v|, q)", c->node_in);
+    if (c->has_field != 0 && c->has_field != 1)
+        return cn_fail(err, CN_EARG, "has_field %d must be 0 or 1", c->has_field);
+    for (int k = 0; k < 3; k++)
+        if (!isfinite(c->field[k]))
+            return cn_fail(err, CN_EARG, "field vector is not finite");
+    return CN_OK;
+}
+
+int cn_edge_in(const struct cn_config *c) { return c->has_field ? 19 : 16; }
+int cn_coord_out(const struct cn_config *c) { return c->task == CN_TASK_STEP ? 6 : 3; }
+
+/* Append one tensor to the list (if room) and advance the offset. */
+static void add_tensor(struct cn_tensor *out, int max, int *k, long *off, const char *name,
+                       int rows, int cols, int init, int fan_in, int fan_out)
+{
+    if (out && *k < max) {
+        struct cn_tensor *t = &out[*k];
+        snprintf(t->name, sizeof t->name, "%s", name);
+        t->offset = *off;
+        t->rows = rows;
+        t->cols = cols;
+        t->init = init;
+        t->fan_in = fan_in;
+        t->fan_out = fan_out;
+    }
+    (*k)++;
+    *off += (long)rows * cols;
+}
+
+/* A Linear layer: weight (out, in) then bias (out). */
+static void add_linear(struct cn_tensor *out, int max, int *k, long *off, const char *name,
+                       int in, int outd, int bias)
+{
+    char nm[32];
+    snprintf(nm, sizeof nm, "%s.w", name);
+    add_tensor(out, max, k, off, nm, outd, in, CN_INIT_LINEAR_W, in, outd);
+    if (bias) {
+        snprintf(nm, sizeof nm, "%s.b", name);
+        add_tensor(out, max, k, off, nm, outd, 1, CN_INIT_LINEAR_B, in, outd);
+    }
+}
+
+/* The tensors of a config in buffer order. */
+int cn_tensor_list(const struct cn_config *c, struct cn_tensor *out, int max)
+{
+    int k = 0;
+    long off = 0;
+    const int H = c->hidden, H2 = H / 2, CO = cn_coord_out(c);
+    add_linear(out, max, &k, &off, "embed", c->node_in, H, 1);
+    add_linear(out, max, &k, &off, "fuse1", cn_edge_in(c), H2, 1);
+    add_linear(out, max, &k, &off, "fuse2", H2, H2, 1);
+    for (int l = 0; l < c->layers; l++) {
+        char nm[32];
+#define LIN(tag, in, o, bias) \
+    snprintf(nm, sizeof nm, "layer%d.%s", l, tag); \
+    add_linear(out, max, &k, &off, nm, in, o, bias)
+        LIN("edge1", 2 * H + 1 + H2, H, 1);
+        LIN("edge2", H, H, 1);
+        LIN("edge3", H, H, 1);
+        LIN("coord1", H, H, 1);
+        snprintf(nm, sizeof nm, "layer%d.coord2.w", l);
+        add_tensor(out, max, &k, &off, nm, CO, H, CN_INIT_XAVIER_SMALL, H, CO);
+        LIN("vel1", H, H, 1);
+        LIN("vel2", H, 1, 1);
+        LIN("node1", 2 * H, H, 1);
+        LIN("node2", H, H, 1);
+#undef LIN
+        snprintf(nm, sizeof nm, "layer%d.ln.g", l);
+        add_tensor(out, max, &k, &off, nm, H, 1, CN_INIT_ONES, H, H);
+        snprintf(nm, sizeof nm, "layer%d.ln.b", l);
+        add_tensor(out, max, &k, &off, nm, H, 1, CN_INIT_ZEROS, H, H);
+    }
+    return k;
+}
+
+/* Number of tensors per layer and before the layers, as cn_tensor_list emits them. */
+#define TENSORS_HEAD 6
+#define TENSORS_LAYER 19
+
+/* Offsets of every tensor (from the same walk as cn_tensor_list). */
+void cn_layout_build(const struct cn_config *c, struct cn_layout *lay)
+{
+    struct cn_tensor t[TENSORS_HEAD + TENSORS_LAYER * CN_MAX_LAYERS];
+    int k = cn_tensor_list(c, t, (int)(sizeof t / sizeof t[0]));
+    memset(lay, 0, sizeof *lay);
+    lay->emb_w = t[0].offset;
+    lay->emb_b = t[1].offset;
+    lay->f1_w = t[2].offset;
+    lay->f1_b = t[3].offset;
+    lay->f2_w = t[4].offset;
+    lay->f2_b = t[5].offset;
+    for (int l = 0; l < c->layers; l++) {
+        const struct cn_tensor *u = t + TENSORS_HEAD + TENSORS_LAYER * l;
+        struct cn_layer_layout *y = &lay->layer[l];
+        y->e1_w = u[0].offset;
+        y->e1_b = u[1].offset;
+        y->e2_w = u[2].offset;
+        y->e2_b = u[3].offset;
+        y->e3_w = u[4].offset;
+        y->e3_b = u[5].offset;
+        y->c1_w = u[6].offset;
+        y->c1_b = u[7].offset;
+        y->c2_w = u[8].offset;
+        y->v1_w = u[9].offset;
+        y->v1_b = u[10].offset;
+        y->v2_w = u[11].offset;
+        y->v2_b = u[12].offset;
+        y->n1_w = u[13].offset;
+        y->n1_b = u[14].offset;
+        y->n2_w = u[15].offset;
+        y->n2_b = u[16].offset;
+        y->ln_g = u[17].offset;
+        y->ln_b = u[18].offset;
+    }
+    lay->total = t[k - 1].offset + (long)t[k - 1].rows * t[k - 1].cols;
+}
+
+/* Total number of parameters. */
+long cn_param_count(const struct cn_config *c)
+{
+    struct cn_layout lay;
+    cn_layout_build(c, &lay);
+    return lay.total;
+}
+
+/* PyTorch's default initialisation from MT19937 uniforms (tensors in buffer order). */
+void cn_param_init(const struct cn_config *c, float *param, uint32_t seed)
+{
+    struct cn_tensor t[TENSORS_HEAD + TENSORS_LAYER * CN_MAX_LAYERS];
+    int k = cn_tensor_list(c, t, (int)(sizeof t / sizeof t[0]));
+    struct sim_rng rng;
+    sim_rng_seed(&rng, seed);
+    for (int i = 0; i < k; i++) {
+        double bound = 0;
+        switch (t[i].init) {
+        case CN_INIT_LINEAR_W:
+        case CN_INIT_LINEAR_B: bound = 1.0 / sqrt((double)t[i].fan_in); break;
+        case CN_INIT_XAVIER_SMALL: bound = 0.001 * sqrt(6.0 / (t[i].fan_in + t[i].fan_out)); break;
+        default: break;
+        }
+        float *p = param + t[i].offset;
+        long cnt = (long)t[i].rows * t[i].cols;
+        for (long j = 0; j < cnt; j++) {
+            if (t[i].init == CN_INIT_ONES)
+                p[j] = 1.0f;
+            else if (t[i].init == CN_INIT_ZEROS)
+                p[j] = 0.0f;
+            else
+                p[j] = (float)(bound * (2.0 * sim_rng_random_sample(&rng) - 1.0));
+        }
+    }
+}
+
+/* ---------------------------------------------------------- workspace */
+
+/* Create a workspace (see clofnet.h). */
+int cn_ws_create(const struct cn_config *c, int max_graphs, int n, int precision,
+                 struct cn_ws **out, char err[CN_ERRLEN])
+{
+    *out = NULL;
+    int st = cn_config_check(c, err);
+    if (st)
+        return st;
+    if (max_graphs < 1 || n < 2)
+        return cn_fail(err, CN_EARG, "a batch needs >= 1 graph of >= 2 bodies (got %d of %d)",
+                       max_graphs, n);
+    if ((double)max_graphs * n * (n - 1) * c->hidden > (double)INT_MAX / 4)
+        return cn_fail(err, CN_EARG, "batch of %d graphs of %d bodies is too large", max_graphs, n);
+    if (precision != CN_F32 && precision != CN_F64)
+        return cn_fail(err, CN_EARG, "unknown precision %d", precision);
+    struct cn_ws *ws = calloc(1, sizeof *ws);
+    if (!ws)
+        return cn_fail(err, CN_ENOMEM, "out of memory for a workspace");
+    ws->precision = precision;
+    ws->cfg = *c;
+    cn_layout_build(c, &ws->lay);
+    ws->max_graphs = max_graphs;
+    ws->n = n;
+    size_t E = (size_t)max_graphs * n * (n - 1);
+    ws->row = malloc(E * sizeof(int));
+    ws->col = malloc(E * sizeof(int));
+    if (!ws->row || !ws->col) {
+        cn_ws_free(ws);
+        return cn_fail(err, CN_ENOMEM, "out of memory for a workspace");
+    }
+    /* edges grouped by receiver: e = (g n + i)(n - 1) + t, sender j = t < i ? t : t + 1 */
+    for (int g = 0; g < max_graphs; g++)
+        for (int i = 0; i < n; i++)
+            for (int t = 0; t < n - 1; t++) {
+                size_t e = ((size_t)g * n + i) * (n - 1) + t;
+                ws->row[e] = g * n + i;
+                ws->col[e] = g * n + (t < i ? t : t + 1);
+            }
+    ws->bytes = sizeof *ws + 2 * E * sizeof(int);
+    st = precision == CN_F32 ? cn_wsp_alloc_f(ws) : cn_wsp_alloc_d(ws);
+    if (st) {
+        cn_ws_free(ws);
+        return cn_fail(err, st, "out of memory for a workspace of %d graphs", max_graphs);
+    }
+    *out = ws;
+    return CN_OK;
+}
+
+void cn_ws_free(struct cn_ws *ws)
+{
+    if (!ws)
+        return;
+    if (ws->precision == CN_F32)
+        cn_wsp_free_f(ws);
+    else
+        cn_wsp_free_d(ws);
+    free(ws->row);
+    free(ws->col);
+    free(ws);
+}
+
+size_t cn_ws_bytes(const struct cn_ws *ws) { return ws->bytes; }
+
+int cn_forward(struct cn_ws *ws, const float *param, int graphs, const float *x,
+               const float *v, const float *q, const float *field, float *x_out, float *v_out)
+{
+    if (!ws || ws->precision != CN_F32 || !param)
+        return CN_EARG;
+    return cn_forward_impl_f(ws, param, graphs, x, v, q, field, x_out, v_out);
+}
+
+int cn_backward(struct cn_ws *ws, const float *param, const float *dx_out, const float *dv_out,
+                float *grad, float *dx_in, float *dv_in)
+{
+    if (!ws || ws->precision != CN_F32 || !param)
+        return CN_EARG;
+    return cn_backward_impl_f(ws, param, dx_out, dv_out, grad, dx_in, dv_in);
+}
+
+int cn_forward_d(struct cn_ws *ws, const double *param, int graphs, const double *x,
+                 const double *v, const double *q, const double *field, double *x_out,
+                 double *v_out)
+{
+    if (!ws || ws->precision != CN_F64 || !param)
+        return CN_EARG;
+    return cn_forward_impl_d(ws, param, graphs, x, v, q, field, x_out, v_out);
+}
+
+int cn_backward_d(struct cn_ws *ws, const double *param, const double *dx_out,
+                  const double *dv_out, double *grad, double *dx_in, double *dv_in)
+{
+    if (!ws || ws->precision != CN_F64 || !param)
+        return CN_EARG;
+    return cn_backward_impl_d(ws, param, dx_out, dv_out, grad, dx_in, dv_in);
+}
+
+/* Mean squared error and optionally its scaled gradient. */
+double cn_mse(long count, const float *pred, const float *target, double scale, float *dpred)
+{
+    double s = 0;
+    for (long k = 0; k < count; k++) {
+        double d = (double)pred[k] - (double)target[k];
+        s += d * d;
+        if (dpred)
+            dpred[k] = (float)(scale * 2.0 * d / (double)count);
+    }
+    return count > 0 ? s / (double)count : 0;
+}
+
+/* -------------------------------------------------------------- AdamW */
+
+/* Allocate parameters, gradients and moments as views of one zeroed buffer. */
+int cn_state_init(struct cn_state *s, const struct cn_config *c, char err[CN_ERRLEN])
+{
+    memset(s, 0, sizeof *s);
+    int st = cn_config_check(c, err);
+    if (st)
+        return st;
+    s->cfg = *c;
+    cn_layout_build(c, &s->lay);
+    s->n_params = s->lay.total;
+    size_t per = cn_round16((size_t)s->n_params);
+    void *mem = NULL;
+    if (posix_memalign(&mem, 64, 4 * per * sizeof(float)) != 0)
+        return cn_fail(err, CN_ENOMEM, "out of memory for %ld parameters", s->n_params);
+    memset(mem, 0, 4 * per * sizeof(float));
+    s->mem = mem;
+    s->param = s->mem;
+    s->grad = s->mem + per;
+    s->m = s->mem + 2 * per;
+    s->v = s->mem + 3 * per;
+    s->step = 0;
+    return CN_OK;
+}
+
+void cn_state_free(struct cn_state *s)
+{
+    free(s->mem);
+    memset(s, 0, sizeof *s);
+}
+
+void cn_adamw_default(struct cn_adamw *o)
+{
+    o->beta1 = 0.9;
+    o->beta2 = 0.999;
+    o->eps = 1e-8;
+    o->weight_decay = 1e-2;
+}
+
+/* torch.optim.AdamW (single-tensor path), element by element in float. */
+void cn_adamw_step(struct cn_state *s, const struct cn_adamw *o, double lr)
+{
+    s->step++;
+    const double bc1 = 1.0 - pow(o->beta1, (double)s->step);
+    const double bc2 = 1.0 - pow(o->beta2, (double)s->step);
+    const float decay = (float)(1.0 - lr * o->weight_decay);
+    const float b1 = (float)o->beta1, b2 = (float)o->beta2;
+    const float a1 = (float)(1.0 - o->beta1), a2 = (float)(1.0 - o->beta2);
+    const float step_size = (float)(lr / bc1), bc2s = (float)sqrt(bc2), eps = (float)o->eps;
+    float *restrict p = s->param, *restrict m = s->m, *restrict v = s->v;
+    const float *restrict g = s->grad;
+    for (long k = 0; k < s->n_params; k++) {
+        p[k] *= decay;
+        m[k] = m[k] * b1 + g[k] * a1;
+        v[k] = v[k] * b2 + a2 * (g[k] * g[k]);
+        float denom = sqrtf(v[k]) / bc2s + eps;
+        p[k] += -step_size * (m[k] / denom);
+    }
+}
+
+/* StepLR's learning rate at an epoch. */
+double cn_steplr(double lr0, int epoch, int step_size, double gamma)
+{
+    if (step_size < 1)
+        step_size = 1;
+    return lr0 * pow(gamma, (double)(epoch / step_size));
+}

@@ -1,0 +1,530 @@
+/* train.c: the training loop of nbody-train (the paper's protocol by default): shuffled
+ * batches, AdamW + StepLR, validation, best-model checkpoint, loss history and exact resume. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <omp.h>
+
+#include "internal.h"
+#include "sim.h"
+
+#define BLOB_VERSION 1
+
+/* Defaults: the paper's ES(5) protocol. */
+void cn_train_opts_default(struct cn_train_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->task = CN_TASK_POSITION;
+    o->hidden = 64;
+    o->layers = 4;
+    o->epochs = 400;
+    o->batch = 128;
+    o->max_train = 3000;
+    o->lr = 0.01;
+    o->weight_decay = 1e-12;
+    o->gamma = 0.9;
+    o->lr_step = 0;
+    o->val_every = 5;
+    o->seed = 1;
+    o->threads = 0;
+    o->pairs_per_epoch = 20000;
+    o->eval_pairs = 10000;
+    o->traj_step = 100;
+    o->stop_after = 0;
+}
+
+/* --------------------------------------------- resume record (blob) */
+
+/* A growable little-endian byte buffer. */
+struct wbuf {
+    unsigned char *p;
+    size_t len, cap;
+    int bad;
+};
+
+static void w_bytes(struct wbuf *b, const void *src, size_t n)
+{
+    if (b->bad)
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        unsigned char *p = realloc(b->p, cap);
+        if (!p) {
+            b->bad = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+static void w_u64(struct wbuf *b, uint64_t v)
+{
+    unsigned char t[8];
+    for (int k = 0; k < 8; k++)
+        t[k] = (unsigned char)(v >> (8 * k));
+    w_bytes(b, t, 8);
+}
+static void w_i(struct wbuf *b, long v) { w_u64(b, (uint64_t)(int64_t)v); }
+static void w_f(struct wbuf *b, double d)
+{
+    uint64_t v;
+    memcpy(&v, &d, 8);
+    w_u64(b, v);
+}
+
+/* Reader over a blob; sets bad on overrun. */
+struct rbuf {
+    const unsigned char *p;
+    size_t len, off;
+    int bad;
+};
+static uint64_t r_u64(struct rbuf *b)
+{
+    if (b->bad || b->off + 8 > b->len) {
+        b->bad = 1;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int k = 0; k < 8; k++)
+        v |= (uint64_t)b->p[b->off + k] << (8 * k);
+    b->off += 8;
+    return v;
+}
+static long r_i(struct rbuf *b) { return (long)(int64_t)r_u64(b); }
+static double r_f(struct rbuf *b)
+{
+    uint64_t v = r_u64(b);
+    double d;
+    memcpy(&d, &v, 8);
+    return d;
+}
+
+/* Everything besides parameters and moments that an exact resume needs. */
+struct record {
+    struct cn_train_opts o;
+    char suffix[256];
+    int train_count, n;
+    int next_epoch;
+    struct sim_rng rng;
+    double best_val, best_test;
+    int best_epoch;
+    int hist_len;
+    struct cn_epoch_record *hist; /* o.epochs entries */
+};
+
+/* Serialise a record. */
+static int record_pack(const struct record *r, struct wbuf *b)
+{
+    const struct cn_train_opts *o = &r->o;
+    w_i(b, BLOB_VERSION);
+    w_i(b, o->task);
+    w_i(b, o->hidden);
+    w_i(b, o->layers);
+    w_i(b, o->epochs);
+    w_i(b, o->batch);
+    w_i(b, o->max_train);
+    w_f(b, o->lr);
+    w_f(b, o->weight_decay);
+    w_f(b, o->gamma);
+    w_i(b, o->lr_step);
+    w_i(b, o->val_every);
+    w_i(b, (long)o->seed);
+    w_i(b, o->threads);
+    w_i(b, o->pairs_per_epoch);
+    w_i(b, o->eval_pairs);
+    w_i(b, o->traj_step);
+    w_bytes(b, r->suffix, sizeof r->suffix);
+    w_i(b, r->train_count);
+    w_i(b, r->n);
+    w_i(b, r->next_epoch);
+    for (int k = 0; k < 624; k++)
+        w_i(b, (long)r->rng.mt[k]);
+    w_i(b, r->rng.pos);
+    w_i(b, r->rng.has_gauss);
+    w_f(b, r->rng.gauss);
+    w_f(b, r->best_val);
+    w_f(b, r->best_test);
+    w_i(b, r->best_epoch);
+    w_i(b, r->hist_len);
+    for (int k = 0; k < r->hist_len; k++) {
+        const struct cn_epoch_record *h = &r->hist[k];
+        w_i(b, h->epoch);
+        w_f(b, h->train_loss);
+        w_f(b, h->val_mse);
+        w_f(b, h->test_mse);
+        w_f(b, h->lr);
+        w_f(b, h->seconds);
+    }
+    return b->bad ? CN_ENOMEM : CN_OK;
+}
+
+/* Parse a record; hist is allocated for o.epochs entries. */
+static int record_unpack(struct record *r, const void *blob, size_t len)
+{
+    struct rbuf b = {blob, len, 0, 0};
+    memset(r, 0, sizeof *r);
+    if (r_i(&b) != BLOB_VERSION)
+        return CN_EFORMAT;
+    struct cn_train_opts *o = &r->o;
+    cn_train_opts_default(o);
+    o->task = (int)r_i(&b);
+    o->hidden = (int)r_i(&b);
+    o->layers = (int)r_i(&b);
+    o->epochs = (int)r_i(&b);
+    o->batch = (int)r_i(&b);
+    o->max_train = (int)r_i(&b);
+    o->lr = r_f(&b);
+    o->weight_decay = r_f(&b);
+    o->gamma = r_f(&b);
+    o->lr_step = (int)r_i(&b);
+    o->val_every = (int)r_i(&b);
+    o->seed = (uint32_t)r_i(&b);
+    o->threads = (int)r_i(&b);
+    o->pairs_per_epoch = r_i(&b);
+    o->eval_pairs = r_i(&b);
+    o->traj_step = (int)r_i(&b);
+    if (b.bad || b.off + sizeof r->suffix > len)
+        return CN_EFORMAT;
+    memcpy(r->suffix, b.p + b.off, sizeof r->suffix);
+    r->suffix[sizeof r->suffix - 1] = '\0';
+    b.off += sizeof r->suffix;
+    r->train_count = (int)r_i(&b);
+    r->n = (int)r_i(&b);
+    r->next_epoch = (int)r_i(&b);
+    for (int k = 0; k < 624; k++)
+        r->rng.mt[k] = (uint32_t)r_i(&b);
+    r->rng.pos = (int)r_i(&b);
+    r->rng.has_gauss = (int)r_i(&b);
+    r->rng.gauss = r_f(&b);
+    r->best_val = r_f(&b);
+    r->best_test = r_f(&b);
+    r->best_epoch = (int)r_i(&b);
+    r->hist_len = (int)r_i(&b);
+    if (b.bad || o->epochs < 1 || o->epochs > 10000000 || r->hist_len < 0 ||
+        r->hist_len > o->epochs || r->next_epoch < 0 || r->next_epoch > o->epochs ||
+        r->rng.pos < 0 || r->rng.pos > 624)
+        return CN_EFORMAT;
+    r->hist = calloc((size_t)o->epochs, sizeof *r->hist);
+    if (!r->hist)
+        return CN_ENOMEM;
+    for (int k = 0; k < r->hist_len; k++) {
+        struct cn_epoch_record *h = &r->hist[k];
+        h->epoch = (int)r_i(&b);
+        h->train_loss = r_f(&b);
+        h->val_mse = r_f(&b);
+        h->test_mse = r_f(&b);
+        h->lr = r_f(&b);
+        h->seconds = r_f(&b);
+    }
+    if (b.bad || b.off != len) {
+        free(r->hist);
+        r->hist = NULL;
+        return CN_EFORMAT;
+    }
+    return CN_OK;
+}
+
+/* ------------------------------------------------------------- helpers */
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Write the loss history CSV atomically. */
+static int write_csv(const char *path, const struct record *r, char err[CN_ERRLEN])
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return cn_fail(err, CN_EIO, "cannot write %s", tmp);
+    fprintf(f, "epoch,train_loss,val_mse,test_mse,lr,seconds\n");
+    for (int k = 0; k < r->hist_len; k++) {
+        const struct cn_epoch_record *h = &r->hist[k];
+        fprintf(f, "%d,%.9g,", h->epoch, h->train_loss);
+        if (!isnan(h->val_mse))
+            fprintf(f, "%.9g", h->val_mse);
+        fprintf(f, ",");
+        if (!isnan(h->test_mse))
+            fprintf(f, "%.9g", h->test_mse);
+        fprintf(f, ",%.9g,%.4f\n", h->lr, h->seconds);
+    }
+    int bad = ferror(f) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return cn_fail(err, CN_EIO, "cannot write %s", path);
+    }
+    return CN_OK;
+}
+
+/* The network config a run trains: the task's defaults, the widths, and for the STEP task
+ * on a setting with an external field, that field as a lab-frame vector. */
+static void run_config(const struct cn_train_opts *o, int kind, struct cn_config *c)
+{
+    cn_config_default(c, o->task);
+    c->hidden = o->hidden;
+    c->layers = o->layers;
+    if (o->task == CN_TASK_STEP && kind == SIM_STATIC) {
+        c->has_field = 1; /* gravity along +z, given as a unit vector */
+        c->field[2] = 1.0;
+    } else if (o->task == CN_TASK_STEP && kind == SIM_DYNAMIC) {
+        c->has_field = 1; /* the magnetic field B itself */
+        c->field[0] = c->field[1] = c->field[2] = SIM_BFIELD;
+    }
+}
+
+/* Check options against the data. */
+static int check_opts(const struct cn_train_opts *o, const struct cn_data *d, char err[CN_ERRLEN])
+{
+    if (o->task != CN_TASK_POSITION && o->task != CN_TASK_STEP)
+        return cn_fail(err, CN_EARG, "unknown task %d", o->task);
+    if (o->epochs < 1 || o->epochs > 1000000)
+        return cn_fail(err, CN_EARG, "epochs %d must be in 1..1000000", o->epochs);
+    if (o->batch < 1 || o->batch > 65536)
+        return cn_fail(err, CN_EARG, "batch %d must be in 1..65536", o->batch);
+    if (!(o->lr > 0) || !isfinite(o->lr))
+        return cn_fail(err, CN_EARG, "learning rate must be > 0");
+    if (!(o->weight_decay >= 0) || !isfinite(o->weight_decay))
+        return cn_fail(err, CN_EARG, "weight decay must be >= 0");
+    if (!(o->gamma > 0) || !(o->gamma <= 1))
+        return cn_fail(err, CN_EARG, "gamma must be in (0, 1]");
+    if (o->lr_step < 0 || o->val_every < 1)
+        return cn_fail(err, CN_EARG, "lr step must be >= 0 and validation period >= 1");
+    if (o->threads < 0 || o->threads > 64)
+        return cn_fail(err, CN_EARG, "threads %d must be in 0..64", o->threads);
+    if (o->traj_step < 1)
+        return cn_fail(err, CN_EARG, "steps per frame must be >= 1");
+    if (!d->train.count || !d->valid.count || !d->test.count)
+        return cn_fail(err, CN_EARG, "training needs the train, valid and test splits");
+    if (o->task == CN_TASK_POSITION && (d->train.frames <= CN_FRAME_OUT ||
+                                        d->valid.frames <= CN_FRAME_OUT ||
+                                        d->test.frames <= CN_FRAME_OUT))
+        return cn_fail(err, CN_EDATA, "the position task needs frame %d, but the dataset has "
+                       "%d frames", CN_FRAME_OUT, d->train.frames);
+    long avail = cn_task_samples(&d->train, o->task);
+    if (o->task == CN_TASK_STEP && o->pairs_per_epoch > 0 && o->pairs_per_epoch < avail)
+        avail = o->pairs_per_epoch;
+    if (avail < o->batch)
+        return cn_fail(err, CN_EARG, "only %ld training samples per epoch, fewer than one batch "
+                       "of %d", avail, o->batch);
+    return CN_OK;
+}
+
+/* Mean of an array. */
+static double mean(const double *a, long n)
+{
+    double s = 0;
+    for (long k = 0; k < n; k++)
+        s += a[k];
+    return n > 0 ? s / (double)n : NAN;
+}
+
+/* ---------------------------------------------------------------- loop */
+
+/* Train (see clofnet.h). */
+int cn_train(const struct cn_train_opts *o_in, const struct cn_data *d, const char *out,
+             int resume, volatile sig_atomic_t *interrupt, cn_progress_fn progress, void *user,
+             struct cn_train_result *res, char err[CN_ERRLEN])
+{
+    char state_path[4096], csv_path[4096];
+    if (snprintf(state_path, sizeof state_path, "%s.state", out) >= (int)sizeof state_path ||
+        snprintf(csv_path, sizeof csv_path, "%s.csv", out) >= (int)sizeof csv_path)
+        return cn_fail(err, CN_EARG, "output path too long");
+    struct record r;
+    memset(&r, 0, sizeof r);
+    struct cn_state s;
+    memset(&s, 0, sizeof s);
+    struct cn_trainer *tr = NULL;
+    long *perm = NULL;
+    double *mse = NULL;
+    float *bx = NULL, *bv = NULL, *bq = NULL, *bxt = NULL, *bvt = NULL;
+    struct cn_config cfg;
+    int st;
+
+    if (resume) {
+        void *blob = NULL;
+        size_t blen = 0;
+        struct cn_meta m0;
+        int has_opt = 0;
+        if (access(state_path, F_OK) != 0)
+            return cn_fail(err, CN_EIO, "nothing to resume: %s does not exist", state_path);
+        st = cn_ckpt_load(state_path, NULL, &s, &m0, &has_opt, &blob, &blen, err);
+        if (st)
+            return st;
+        st = blob && has_opt ? record_unpack(&r, blob, blen) : CN_EFORMAT;
+        free(blob);
+        if (st) {
+            cn_state_free(&s);
+            return cn_fail(err, st, "%s: not a training state (no resume record)", state_path);
+        }
+        if (o_in->threads > 0)
+            r.o.threads = o_in->threads;
+        r.o.stop_after = o_in->stop_after;
+        if (strcmp(r.suffix, d->suffix) != 0 || r.train_count != d->train.count || r.n != d->n) {
+            st = cn_fail(err, CN_EARG, "%s was trained on dataset %s (%d training trajectories of "
+                         "%d bodies), not on %s (%d of %d)", state_path, r.suffix, r.train_count,
+                         r.n, d->suffix, d->train.count, d->n);
+            goto done;
+        }
+        run_config(&r.o, d->kind, &cfg);
+        if (s.cfg.task != cfg.task || s.cfg.hidden != cfg.hidden || s.cfg.layers != cfg.layers) {
+            st = cn_fail(err, CN_EFORMAT, "%s: network does not match its resume record",
+                         state_path);
+            goto done;
+        }
+    } else {
+        r.o = *o_in;
+        if ((st = check_opts(&r.o, d, err)))
+            return st;
+        if (r.o.threads == 0)
+            r.o.threads = omp_get_num_procs() >= 2 ? 2 : 1;
+        run_config(&r.o, d->kind, &cfg);
+        if ((st = cn_state_init(&s, &cfg, err)))
+            return st;
+        cn_param_init(&cfg, s.param, r.o.seed);
+        snprintf(r.suffix, sizeof r.suffix, "%s", d->suffix);
+        r.train_count = d->train.count;
+        r.n = d->n;
+        r.next_epoch = 0;
+        sim_rng_seed(&r.rng, r.o.seed + 1u); /* shuffling stream, apart from initialisation */
+        r.best_val = INFINITY;
+        r.best_test = NAN;
+        r.best_epoch = -1;
+        r.hist = calloc((size_t)r.o.epochs, sizeof *r.hist);
+        if (!r.hist) {
+            st = cn_fail(err, CN_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+    if ((st = check_opts(&r.o, d, err)))
+        goto done;
+    const struct cn_train_opts *o = &r.o;
+    const int task = o->task, n = d->n, B = o->batch;
+    const int step_size = o->lr_step > 0 ? o->lr_step : (o->epochs / 8 > 0 ? o->epochs / 8 : 1);
+    struct cn_meta meta = {d->kind, n, task == CN_TASK_STEP ? o->traj_step
+                                                            : o->traj_step * (CN_FRAME_OUT - CN_FRAME_IN)};
+    struct cn_adamw aw;
+    cn_adamw_default(&aw);
+    aw.weight_decay = o->weight_decay;
+    if ((st = cn_trainer_create(&cfg, B, n, o->threads, &tr, err)))
+        goto done;
+    const long n_train = cn_task_samples(&d->train, task);
+    long per_epoch = n_train;
+    if (task == CN_TASK_STEP && o->pairs_per_epoch > 0 && o->pairs_per_epoch < n_train)
+        per_epoch = o->pairs_per_epoch;
+    const int n_batches = (int)(per_epoch / B);
+    long n_eval = cn_task_samples(&d->valid, task) > cn_task_samples(&d->test, task)
+                      ? cn_task_samples(&d->valid, task) : cn_task_samples(&d->test, task);
+    perm = malloc((size_t)n_train * sizeof *perm);
+    mse = malloc((size_t)n_eval * sizeof *mse);
+    size_t nb = (size_t)B * n * 3;
+    bx = malloc(nb * sizeof(float));
+    bv = malloc(nb * sizeof(float));
+    bxt = malloc(nb * sizeof(float));
+    bvt = malloc(nb * sizeof(float));
+    bq = malloc((size_t)B * n * sizeof(float));
+    if (!perm || !mse || !bx || !bv || !bxt || !bvt || !bq) {
+        st = cn_fail(err, CN_ENOMEM, "out of memory");
+        goto done;
+    }
+    const float field[3] = {(float)cfg.field[0], (float)cfg.field[1], (float)cfg.field[2]};
+    const long eval_max = task == CN_TASK_STEP ? o->eval_pairs : 0;
+    int ran = 0;
+
+    for (int epoch = r.next_epoch; epoch < o->epochs; epoch++) {
+        if (o->stop_after > 0 && ran >= o->stop_after)
+            break;
+        double t0 = now_s();
+        const double lr = cn_steplr(o->lr, epoch, step_size, o->gamma);
+        /* a fresh permutation every epoch, so that only the RNG state carries over */
+        for (long k = 0; k < n_train; k++)
+            perm[k] = k;
+        for (long k = 0; k < per_epoch && k < n_train - 1; k++) {
+            long j = k + (long)sim_rng_bounded(&r.rng, (uint64_t)(n_train - 1 - k));
+            long t = perm[k];
+            perm[k] = perm[j];
+            perm[j] = t;
+        }
+        double loss_sum = 0;
+        for (int b = 0; b < n_batches; b++) {
+            if (interrupt && *interrupt) {
+                st = cn_fail(err, CN_EINTR, "interrupted during epoch %d; %s holds epoch %d",
+                             epoch, state_path, epoch - 1);
+                goto done;
+            }
+            cn_gather(&d->train, task, perm + (size_t)b * B, B, bx, bv, bq, bxt, bvt);
+            double loss = cn_trainer_grad(tr, &s, B, bx, bv, bq, cfg.has_field ? field : NULL,
+                                          bxt, task == CN_TASK_STEP ? bvt : NULL);
+            if (!isfinite(loss)) {
+                st = cn_fail(err, CN_EDATA, "training diverged: loss %g at epoch %d batch %d",
+                             loss, epoch, b);
+                goto done;
+            }
+            cn_adamw_step(&s, &aw, lr);
+            loss_sum += loss * B;
+        }
+        struct cn_epoch_record h = {epoch, loss_sum / ((double)n_batches * B), NAN, NAN, lr, 0};
+        int improved = 0;
+        if (epoch % o->val_every == 0) {
+            long nv = cn_eval_split(tr, s.param, &cfg, &d->valid, eval_max, mse);
+            h.val_mse = mean(mse, nv);
+            long nt = cn_eval_split(tr, s.param, &cfg, &d->test, eval_max, mse);
+            h.test_mse = mean(mse, nt);
+            if (h.val_mse < r.best_val) {
+                r.best_val = h.val_mse;
+                r.best_test = h.test_mse;
+                r.best_epoch = epoch;
+                improved = 1;
+            }
+        }
+        h.seconds = now_s() - t0;
+        r.hist[r.hist_len++] = h;
+        r.next_epoch = epoch + 1;
+        if (improved && (st = cn_ckpt_save(out, &s, &meta, 0, NULL, 0, err)))
+            goto done;
+        struct wbuf wb = {0};
+        if ((st = record_pack(&r, &wb))) {
+            free(wb.p);
+            cn_fail(err, st, "out of memory");
+            goto done;
+        }
+        st = cn_ckpt_save(state_path, &s, &meta, 1, wb.p, wb.len, err);
+        free(wb.p);
+        if (st || (st = write_csv(csv_path, &r, err)))
+            goto done;
+        ran++;
+        if (progress)
+            progress(user, &h, o->epochs, r.best_val, r.best_test, r.best_epoch);
+    }
+    st = CN_OK;
+done:
+    if (res) {
+        res->epochs_done = r.next_epoch;
+        res->best_val = r.best_val;
+        res->best_test = r.best_test;
+        res->best_epoch = r.best_epoch;
+        res->n_params = s.n_params;
+    }
+    cn_trainer_free(tr);
+    cn_state_free(&s);
+    free(r.hist);
+    free(perm);
+    free(mse);
+    free(bx);
+    free(bv);
+    free(bxt);
+    free(bvt);
+    free(bq);
+    return st;
+}

@@ -1,0 +1,423 @@
+/* viz.h: the nbody-view viewer: orbit camera, layout and input mapping (pure functions),
+ * the ground-truth/learned application state, the OpenGL renderer, PNG files and the SDL layer. */
+#ifndef VIZ_VIZ_H
+#define VIZ_VIZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sim.h"
+
+/* ---------------------------------------------------------------- errors */
+
+/* Status codes returned by every fallible function of this library. */
+enum viz_status {
+    VIZ_OK = 0,
+    VIZ_EARG = 1,       /* invalid argument or command line */
+    VIZ_ENOMEM = 2,     /* allocation failed */
+    VIZ_EIO = 3,        /* open, read, write or rename failed */
+    VIZ_EFORMAT = 4,    /* a file is not what it must be */
+    VIZ_EMODEL = 5,     /* the model could not be loaded or is not a step model */
+    VIZ_EGL = 6,        /* OpenGL context, shader or framebuffer failure */
+    VIZ_ENODISPLAY = 7, /* no window system to open a window on */
+};
+
+/* Size of the message buffers the functions below fill on error. */
+#define VIZ_ERRLEN 1024
+
+/* Short name of a status code. */
+const char *viz_strerror(int status);
+
+/* --------------------------------------------------------------- colours */
+
+/* Base colours of the bodies, linear 0..1 RGB; lighting scales them (ambient 0.25
+ * to full, plus a white highlight). Chosen far apart in hue so that a pixel can be
+ * told apart by its channels alone: +1 is warm orange, -1 is blue. */
+#define VIZ_RGB_POSITIVE {0.98f, 0.42f, 0.14f}
+#define VIZ_RGB_NEGATIVE {0.20f, 0.52f, 1.00f}
+/* Field arrows: green for the uniform field of the static setting, violet for B. */
+#define VIZ_RGB_GRAVITY {0.45f, 0.90f, 0.40f}
+#define VIZ_RGB_BFIELD {0.78f, 0.55f, 1.00f}
+
+/* ------------------------------------------------------------------ math */
+
+/* A 4x4 matrix in column-major order, as OpenGL takes it: m[col * 4 + row]. */
+struct viz_mat4 {
+    float m[16];
+};
+
+void viz_mat4_identity(struct viz_mat4 *out);
+/* out = a * b (out may alias neither). */
+void viz_mat4_mul(struct viz_mat4 *out, const struct viz_mat4 *a, const struct viz_mat4 *b);
+/* OpenGL perspective projection: eye-space z in [-znear, -zfar] to NDC z in [-1, 1]. */
+void viz_mat4_perspective(struct viz_mat4 *out, float fovy, float aspect, float znear, float zfar);
+/* OpenGL orthographic projection of the box [l, r] x [b, t] x [-n, -f]. */
+void viz_mat4_ortho(struct viz_mat4 *out, float l, float r, float b, float t, float n, float f);
+/* View matrix of an eye at `eye` looking at `target`, with `up` projecting to screen up. */
+void viz_mat4_look_at(struct viz_mat4 *out, const float eye[3], const float target[3], const float up[3]);
+/* out = m * (p, w). */
+void viz_mat4_apply(const struct viz_mat4 *m, const float p[3], float w, float out[4]);
+
+/* A rectangle of pixels, origin at the bottom left as in glViewport. */
+struct viz_rect {
+    int x, y, w, h;
+};
+
+/* ---------------------------------------------------------------- camera */
+
+/* The orbit camera both viewports share. World +z is up. */
+struct viz_camera {
+    float target[3]; /* Point orbited and looked at, world units. */
+    float yaw;       /* Rotation of the eye about +z, radians; 0 puts the eye on -y. */
+    float pitch;     /* Elevation of the eye above the target's xy plane, radians, within +-VIZ_PITCH_MAX. */
+    float distance;  /* Eye to target, world units, within [VIZ_DIST_MIN, VIZ_DIST_MAX]. */
+    float fovy;      /* Vertical field of view, radians. Default: VIZ_FOVY. */
+};
+
+#define VIZ_FOVY 0.7854f          /* 45 degrees. */
+#define VIZ_PITCH_MAX 1.50f       /* Just under 90 degrees: the up vector +z must never be parallel to the view. */
+#define VIZ_DIST_MIN 0.5f         /* Closest zoom, world units. */
+#define VIZ_DIST_MAX 500.0f       /* Farthest zoom, world units. */
+#define VIZ_ROTATE_PER_PX 0.006f  /* Radians of yaw or pitch per window pixel of drag. */
+#define VIZ_ZOOM_PER_NOTCH 0.88f  /* Distance factor per wheel notch towards the target. */
+#define VIZ_ZNEAR_FRAC 0.01f      /* Near plane as a fraction of the distance. */
+#define VIZ_ZFAR_FRAC 20.0f       /* Far plane as a multiple of the distance (plus a floor of 50). */
+#define VIZ_FOLLOW_TAU 0.35f      /* Seconds the target takes to cover 63% of the way to the centroid. */
+
+/* A camera at the default angles (yaw 0.6, pitch 0.45) looking at the origin from distance 8. */
+void viz_camera_init(struct viz_camera *c);
+/* Drag by (dx, dy) window pixels: right turns the scene right, down tilts the eye up. */
+void viz_camera_rotate(struct viz_camera *c, float dx, float dy);
+/* Wheel: positive notches move the eye closer, by VIZ_ZOOM_PER_NOTCH each, clamped. */
+void viz_camera_zoom(struct viz_camera *c, float notches);
+/* Eye position in world coordinates. */
+void viz_camera_eye(const struct viz_camera *c, float eye[3]);
+/* View and projection matrices for a viewport of the given aspect (width / height). */
+void viz_camera_matrices(const struct viz_camera *c, float aspect, struct viz_mat4 *view,
+                         struct viz_mat4 *proj);
+/* Aim at the centroid of n bodies (axis-major [3][n], like struct sim_system) and
+ * choose the distance at which a sphere around all of them, grown by `margin`
+ * world units, fits the smaller field of view of a viewport of the given aspect. */
+void viz_camera_fit(struct viz_camera *c, int n, const double *x, float margin, float aspect);
+/* Move the target towards p by the fraction 1 - exp(-dt / VIZ_FOLLOW_TAU) of the way. */
+void viz_camera_follow(struct viz_camera *c, const float p[3], float dt);
+/* Window position (pixels from the bottom left of the framebuffer) of world point p under
+ * view-projection vp in viewport r; returns 0 if p is behind the eye, 1 otherwise. */
+int viz_project(const struct viz_mat4 *vp, const struct viz_rect *r, const float p[3], float out[2]);
+
+/* ---------------------------------------------------------------- layout */
+
+/* Where everything goes in a framebuffer. */
+struct viz_layout {
+    int fb_w, fb_h;          /* Framebuffer (drawable) size, pixels. */
+    float dpi_scale;         /* Framebuffer pixels per window pixel (2 on a typical HiDPI screen). */
+    int text_scale;          /* Font pixels are drawn as text_scale x text_scale squares. */
+    struct viz_rect view[2]; /* Left (ground truth) and right (learned) viewports. */
+    struct viz_rect plot;    /* Error plot, inside the right viewport. */
+    int gap;                 /* Pixels of divider between the viewports. */
+};
+
+/* Split a framebuffer of fb_w x fb_h pixels shown in a window of win_w x win_h into
+ * two equal viewports with a divider; the text scale follows the DPI scale. */
+void viz_layout_compute(struct viz_layout *l, int win_w, int win_h, int fb_w, int fb_h);
+
+/* ----------------------------------------------------------------- input */
+
+/* The keys the viewer reacts to, independent of the window system's codes. */
+enum viz_key {
+    VIZ_KEY_ESCAPE,
+    VIZ_KEY_SPACE,
+    VIZ_KEY_RIGHT,
+    VIZ_KEY_R,
+    VIZ_KEY_1,
+    VIZ_KEY_2,
+    VIZ_KEY_3,
+    VIZ_KEY_PLUS,  /* '+', '=' (unshifted plus) and keypad plus */
+    VIZ_KEY_MINUS, /* '-' and keypad minus */
+    VIZ_KEY_T,
+    VIZ_KEY_H,
+    VIZ_KEY_F5,    /* reload shaders */
+    VIZ_KEY_COUNT
+};
+
+/* One frame of input, filled by the platform layer (or by a test). */
+struct viz_input {
+    unsigned char down[VIZ_KEY_COUNT]; /* Key held at the end of this frame. */
+    unsigned char prev[VIZ_KEY_COUNT]; /* Key held at the end of the previous frame. */
+    unsigned char tap[VIZ_KEY_COUNT];  /* Key went down during this frame (catches press and release within one frame). */
+    int button;                        /* Left mouse button held now. */
+    int button_prev;                   /* Left mouse button held in the previous frame. */
+    float mouse_dx, mouse_dy;          /* Mouse motion this frame, window pixels, +y down. */
+    float wheel;                       /* Wheel notches this frame, positive away from the user. */
+    int quit;                          /* The window was closed. */
+    int win_w, win_h;                  /* Window size, window pixels. */
+    int fb_w, fb_h;                    /* Drawable size, framebuffer pixels. */
+};
+
+/* What the input of one frame asks for. */
+struct viz_actions {
+    int quit;
+    int toggle_pause;
+    int single_step;    /* advance by one learned step (only when paused) */
+    int new_system;     /* new random initial state */
+    int set_kind;       /* enum sim_kind to switch to, or -1 */
+    int speed;          /* +1 faster, -1 slower, 0 unchanged */
+    int toggle_trails;
+    int toggle_help;
+    int reload_shaders;
+    float rotate_dx, rotate_dy; /* camera drag, window pixels */
+    float zoom;                 /* wheel notches */
+};
+
+/* Start a frame: the current key states become the previous ones, per-frame fields reset. */
+void viz_input_begin_frame(struct viz_input *in);
+/* 1 if the key went down this frame. */
+int viz_input_pressed(const struct viz_input *in, int key);
+/* Map the input of one frame to actions. Rotation only while the left button is held. */
+void viz_input_map(const struct viz_input *in, struct viz_actions *out);
+
+/* Simulation speeds, steps per second, in a 1-2-5 sequence. */
+#define VIZ_SPEED_MIN 10
+#define VIZ_SPEED_MAX 20000
+#define VIZ_SPEED_DEFAULT 500
+/* The next speed in the 1-2-5 sequence up (dir > 0) or down (dir < 0), clamped to
+ * [VIZ_SPEED_MIN, VIZ_SPEED_MAX]; a speed off the sequence goes to its neighbour. */
+int viz_speed_step(int speed, int dir);
+
+/* ---------------------------------------------------------- learned step */
+
+/* The learned integrator as the application sees it: advance n bodies by `horizon`
+ * simulation steps in place (x, v axis-major [3][n], v half a kick behind x). */
+struct viz_stepper {
+    int (*step)(void *ctx, int n, const double *q, double *x, double *v, char err[VIZ_ERRLEN]);
+    void *ctx;
+    int horizon; /* Simulation steps per call, > 0. */
+};
+
+struct cn_model;
+
+/* A loaded step model (model/clofnet.h), through the model library's public API. */
+struct viz_model {
+    struct cn_model *model;
+    int sim_kind;      /* Setting the model was trained on (enum sim_kind). */
+    int n_bodies;      /* Bodies it was trained on. */
+    int horizon_steps; /* Simulation steps per learned step. */
+    long n_params;
+    char path[512];
+};
+
+/* Load a checkpoint and check that it is a learned integrator (task STEP, horizon > 0). */
+int viz_model_open(struct viz_model *vm, const char *path, char err[VIZ_ERRLEN]);
+void viz_model_close(struct viz_model *vm);
+/* A stepper calling cn_integrator_step on the model. */
+void viz_model_stepper(struct viz_model *vm, struct viz_stepper *out);
+
+/* ----------------------------------------------------------- application */
+
+#define VIZ_TRAIL_LEN 160   /* Trail points kept per body. */
+#define VIZ_TRAIL_EVERY 10  /* Simulation steps between trail points. */
+#define VIZ_HISTORY_MAX 65536 /* Error-plot points kept; when full, every other point is dropped. */
+#define VIZ_DIVERGED 1e6    /* A learned coordinate beyond this (or not finite) stops the learned side. */
+
+/* Past positions of every body of one side, a ring of VIZ_TRAIL_LEN points. */
+struct viz_trail {
+    int count;  /* Points stored, <= VIZ_TRAIL_LEN. */
+    int head;   /* Slot of the newest point. */
+    float *pts; /* [VIZ_TRAIL_LEN][n][3] */
+};
+
+/* Ground truth and learned integrator, side by side at the same simulation time.
+ * Both hold states in the dataset convention: positions after a drift, velocities
+ * half a kick behind (sim.h sim_run). The truth advances one kick-drift step at a
+ * time, which reproduces the reference frames exactly; the learned side jumps
+ * `horizon` steps per model call and is drawn by cubic Hermite interpolation in between. */
+struct viz_app {
+    int kind;                /* enum sim_kind */
+    int n;                   /* bodies */
+    uint32_t seed;           /* seed of the initial state (sim_initial_state) */
+    struct viz_stepper stepper;
+    struct sim_system truth; /* the live simulator; its q[n] are the charges of both sides */
+    double *lx0, *lv0;       /* learned state at step k * horizon [3][n] */
+    double *lx1, *lv1;       /* learned state at step (k + 1) * horizon [3][n] */
+    long step;               /* simulation steps the truth has taken */
+    double t;                /* displayed time in simulation steps, step <= t < step + 1 */
+    long learned_base;       /* k * horizon: step of (lx0, lv0) */
+    int learned_ok;          /* 0 once the model failed or diverged: the learned side stays frozen */
+    double mse;              /* position MSE between the sides at the last learned step */
+    long mse_step;           /* step at which mse was measured */
+    double *hist_t, *hist_mse; /* error history: simulation time (units of dt * steps), MSE */
+    int hist_count;
+    struct viz_trail trail[2]; /* 0 truth, 1 learned */
+    float *scratch;          /* [n][3], for sampling trails */
+    int paused;
+    int trails;              /* draw trails */
+    int help;                /* show the help panel */
+    int speed;               /* simulation steps per second of wall time */
+    char status[256];        /* last message for the screen ("" if none) */
+};
+
+/* Allocate the state for `n` bodies of setting `kind` from seed `seed`. */
+int viz_app_init(struct viz_app *a, int kind, int n, uint32_t seed, const struct viz_stepper *st,
+                 char err[VIZ_ERRLEN]);
+void viz_app_free(struct viz_app *a);
+/* Restart from a new seed, setting or stepper (NULL keeps the current stepper); n stays. */
+int viz_app_reset(struct viz_app *a, int kind, uint32_t seed, const struct viz_stepper *st,
+                  char err[VIZ_ERRLEN]);
+/* Advance both sides by exactly `steps` simulation steps (the learned side in model calls). */
+void viz_app_advance(struct viz_app *a, long steps);
+/* Apply one frame: pause, single step, speed, trails, help; then advance by wall_dt
+ * seconds times the speed unless paused. At most max_steps simulation steps are taken
+ * (the displayed time falls behind rather than the frame rate). */
+void viz_app_update(struct viz_app *a, const struct viz_actions *act, double wall_dt, long max_steps);
+/* Positions to draw, [n][3] floats: side 0 the truth at `step`, side 1 the learned
+ * state interpolated at time t. */
+void viz_app_positions(const struct viz_app *a, int side, float *out);
+/* Centroid of the truth, for the camera to follow. */
+void viz_app_centroid(const struct viz_app *a, float out[3]);
+/* Mean squared difference of two [3][n] position arrays over all 3 n coordinates. */
+double viz_position_mse(int n, const double *a, const double *b);
+/* Cubic Hermite interpolation between (x0, v0) and (x1, v1), `span` time units apart,
+ * at fraction s in [0, 1]; x0, v0, x1, v1 are [3][n], out [n][3] floats. */
+void viz_hermite(int n, const double *x0, const double *v0, const double *x1, const double *v1,
+                 double span, double s, float *out);
+/* Point `age` (0 = newest) of body i of a trail, or NULL beyond the stored points. */
+const float *viz_trail_point(const struct viz_trail *tr, int n, int age, int i);
+
+/* ----------------------------------------------------------------- font */
+
+/* The built-in bitmap font: printable ASCII, 5 x 9 pixel glyphs (7 above the baseline,
+ * 2 below) in 6 x 11 pixel cells. */
+#define VIZ_FONT_W 5
+#define VIZ_FONT_H 9
+#define VIZ_FONT_ADVANCE 6
+#define VIZ_FONT_LINE 11
+/* 1 if pixel (col, row) of the glyph for ch is set (row 0 at the top); characters
+ * outside printable ASCII draw as '?'. */
+int viz_font_pixel(int ch, int col, int row);
+/* Check the font table; returns VIZ_OK or VIZ_EFORMAT naming the first bad glyph. */
+int viz_font_check(char err[VIZ_ERRLEN]);
+
+/* ------------------------------------------------------------------ PNG */
+
+/* Write w x h RGBA pixels (top row first) as a PNG, through a temporary file in the
+ * same directory renamed into place: the path never holds a partial image. */
+int viz_png_write(const char *path, int w, int h, const unsigned char *rgba, char err[VIZ_ERRLEN]);
+/* Read a PNG as 8-bit RGBA (top row first) into a malloc'ed buffer. */
+int viz_png_read(const char *path, int *w, int *h, unsigned char **rgba, char err[VIZ_ERRLEN]);
+
+/* ------------------------------------------------------------- options */
+
+/* Command line of nbody-view. */
+struct viz_options {
+    int kind;           /* --sim: enum sim_kind, -1 if not given */
+    const char *model;  /* --model FILE, NULL for the shipped model of the setting */
+    int bodies;         /* --bodies N, 0 if not given (then the model's) */
+    uint32_t seed;      /* --seed S. Default: VIZ_SEED_DEFAULT. */
+    const char *assets; /* --assets DIR, NULL to search */
+    const char *screenshot; /* --screenshot FILE.png */
+    const char *record; /* --record DIR */
+    long steps;         /* --steps N, -1 if not given */
+    int width, height;  /* --size WxH, window pixels. Default: 1280 x 720. */
+    int speed;          /* --speed S, simulation steps per second. Default: VIZ_SPEED_DEFAULT. */
+    int msaa;           /* --msaa N samples (0, 2, 4 or 8). Default: 4. */
+    int ui;             /* 0 with --no-ui: scene only, no text, plot or gizmo */
+    int trails;         /* 0 with --no-trails */
+    long bench_frames;  /* --bench-frames N, 0 if not given */
+    int help;           /* --help */
+};
+
+#define VIZ_SEED_DEFAULT 7 /* A 5-body charged system with both charges and a close encounter early on. */
+
+/* Parse argv into o; on a bad flag or value returns VIZ_EARG with a message. */
+int viz_options_parse(struct viz_options *o, int argc, char **argv, char err[VIZ_ERRLEN]);
+/* The --help text. */
+const char *viz_usage(void);
+/* The assets folder: `given` if not NULL (it must hold shaders/), else the first of
+ * <exe dir>/../assets, <exe dir>/../../assets, <exe dir>/assets, the compile-time
+ * VIZ_ASSETS_DIR that holds shaders/. */
+int viz_find_assets(const char *given, char *out, size_t len, char err[VIZ_ERRLEN]);
+/* Path of the shipped step model of a setting: "<assets>/models/step-<kind>5.ckpt". */
+int viz_default_model(char *out, size_t len, const char *assets, int kind);
+
+/* --------------------------------------------------------------- HUD */
+
+#define VIZ_HUD_LINES 24
+#define VIZ_HUD_LEN 128
+
+/* Text of the overlay, composed from the state (pure; the renderer only draws it). */
+struct viz_hud {
+    char title[2][VIZ_HUD_LEN];    /* viewport headings */
+    char sub[2][VIZ_HUD_LEN];      /* second line under each heading */
+    char info[3][VIZ_HUD_LEN];     /* setting, time and speed lines, top left */
+    char error[VIZ_HUD_LEN];       /* current error, top of the right viewport */
+    char status[VIZ_HUD_LEN];      /* message line at the bottom ("" if none) */
+    char help[VIZ_HUD_LINES][VIZ_HUD_LEN]; /* help panel lines */
+    int help_lines;
+    int field;                     /* 0 none, 1 uniform field along +z, 2 magnetic field B */
+};
+
+/* Fill the HUD for the state; model_name is shown on the learned side. */
+void viz_hud_compose(struct viz_hud *h, const struct viz_app *a, const char *model_name);
+
+/* ------------------------------------------------------------ renderer */
+
+struct viz_renderer;
+/* Returns the address of an OpenGL function (SDL_GL_GetProcAddress). */
+typedef void *(*viz_getproc_fn)(const char *name);
+
+/* What one frame shows. */
+struct viz_frame {
+    const struct viz_app *app;
+    const struct viz_camera *cam;
+    const struct viz_layout *layout;
+    const struct viz_hud *hud; /* NULL: scene only */
+    float body_radius;         /* Sphere radius, world units. */
+    float floor_below;         /* The floor grid lies this far below the camera target, world units. */
+};
+
+/* Load OpenGL 3.3 core functions, compile the shaders in shader_dir, build meshes
+ * and the font texture; msaa samples (0 for none). */
+int viz_render_create(struct viz_renderer **out, viz_getproc_fn getproc, const char *shader_dir,
+                      int msaa, char err[VIZ_ERRLEN]);
+void viz_render_destroy(struct viz_renderer *r);
+/* Recompile the shaders; on failure the message holds the info log and the previous
+ * programs stay in use. */
+int viz_render_reload(struct viz_renderer *r, char err[VIZ_ERRLEN]);
+/* Draw a frame into the renderer's own framebuffer (the layout's size). */
+int viz_render_frame(struct viz_renderer *r, const struct viz_frame *f, char err[VIZ_ERRLEN]);
+/* Copy the last frame to the window's framebuffer. */
+void viz_render_present(struct viz_renderer *r);
+/* Read the last frame as RGBA, top row first, into rgba[fb_w * fb_h * 4]. */
+void viz_render_read(struct viz_renderer *r, unsigned char *rgba);
+/* Wait until the GPU has finished (for timing). */
+void viz_render_finish(struct viz_renderer *r);
+/* "renderer, version" strings of the context. */
+void viz_render_describe(struct viz_renderer *r, char *out, size_t len);
+
+/* --------------------------------------------------------- platform */
+
+struct viz_platform;
+
+/* Open a window with an OpenGL 3.3 core context (hidden windows for headless output);
+ * VIZ_ENODISPLAY if there is no display to open it on. */
+int viz_platform_open(struct viz_platform **out, const char *title, int w, int h, int hidden,
+                      char err[VIZ_ERRLEN]);
+void viz_platform_close(struct viz_platform *p);
+/* The GL function loader of the context. */
+viz_getproc_fn viz_platform_getproc(struct viz_platform *p);
+/* Start a frame and gather this frame's events into in. */
+void viz_platform_poll(struct viz_platform *p, struct viz_input *in);
+/* Show the frame; vsync on or off. */
+void viz_platform_swap(struct viz_platform *p);
+void viz_platform_vsync(struct viz_platform *p, int on);
+/* Seconds from an arbitrary origin, monotonic. */
+double viz_platform_time(struct viz_platform *p);
+void viz_platform_sleep(double seconds);
+
+/* --------------------------------------------------------- the viewer */
+
+/* Run nbody-view with parsed options: interactive, --screenshot, --record or
+ * --bench-frames. Returns VIZ_OK or a status with a message for the user. */
+int viz_run(const struct viz_options *o, char err[VIZ_ERRLEN]);
+
+#endif

@@ -50,7 +50,7 @@ int sim_generate(int kind, int n, int length, int sample_freq, long count,
 #pragma omp atomic capture
             d = ++done;
             if (st != SIM_OK) {
-#pragma omp critical(sim_generate_status)
+#pragma omp atomic write
                 status = st;
             }
             if (progress && omp_get_thread_num() == 0)

@@ -88,6 +88,9 @@ static inline double dot3(double a0, double a1, double a2, double b0, double b1,
 /* Largest n for which sim_forces uses its stack buffers. */
 #define SIM_STACK_BODIES 64
 
+/* Cloned for FMA hardware, where fma() is one instruction instead of a libm
+ * call; fma() is correctly rounded either way, so both clones give the same bits. */
+__attribute__((target_clones("fma", "default")))
 void sim_forces(int kind, int n, const double *x, const double *v, const double *q, double *f)
 {
     double nrm_s[SIM_STACK_BODIES], s_s[SIM_STACK_BODIES * SIM_STACK_BODIES],

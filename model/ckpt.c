@@ -18,6 +18,7 @@ static int host_le(void)
     return *(const unsigned char *)&one == 1;
 }
 
+/* Little-endian encoders and decoders. */
 static void put_u32(unsigned char *p, uint32_t v)
 {
     for (int k = 0; k < 4; k++)
@@ -356,6 +357,7 @@ struct cn_model {
     float *x, *v, *q, *xo, *vo;
 };
 
+/* Load a checkpoint as a model (viewer contract). */
 int cn_model_load(const char *path, struct cn_model **out, char err[CN_ERRLEN])
 {
     *out = NULL;
@@ -385,6 +387,7 @@ static void model_buffers_free(struct cn_model *m)
     m->ws_n = 0;
 }
 
+/* Free a model. */
 void cn_model_free(struct cn_model *m)
 {
     if (!m)
@@ -394,6 +397,7 @@ void cn_model_free(struct cn_model *m)
     free(m);
 }
 
+/* What a model is and was trained on. */
 void cn_model_get_info(const struct cn_model *m, struct cn_model_info *info)
 {
     info->task = m->s.cfg.task;
@@ -405,6 +409,7 @@ void cn_model_get_info(const struct cn_model *m, struct cn_model_info *info)
     info->n_params = m->s.n_params;
 }
 
+/* A model's parameters and meta. */
 const struct cn_state *cn_model_state(const struct cn_model *m) { return &m->s; }
 const struct cn_meta *cn_model_meta(const struct cn_model *m) { return &m->meta; }
 

@@ -178,6 +178,8 @@ void cn_adamw_default(struct cn_adamw *o);
 void cn_adamw_step(struct cn_state *s, const struct cn_adamw *o, double lr);
 /* StepLR: lr0 * gamma^floor(epoch / step_size) (step_size >= 1). */
 double cn_steplr(double lr0, int epoch, int step_size, double gamma);
+/* Cosine annealing: lr_min + (lr0 - lr_min) (1 + cos(pi epoch / epochs)) / 2. */
+double cn_cosinelr(double lr0, double lr_min, int epoch, int epochs);
 
 /* ------------------------------------------------------------ datasets */
 
@@ -272,6 +274,18 @@ struct cn_train_opts {
     long eval_pairs;      /* STEP: validation/test pairs evaluated (0: all). Default 10000. */
     int traj_step;        /* STEP: simulation steps per dataset frame. Default 100. */
     int stop_after;       /* Stop after this many epochs in this run (0: never); for tests. */
+    int reflect;          /* 1: mirror each training sample (z -> -z of x, v and targets) with
+                             probability 1/2. The dynamics is mirror-symmetric, ClofNet is only
+                             SE(3)-equivariant, so mirrored samples are new data to it. Only
+                             for the charged setting (a field breaks the symmetry). Default 0. */
+    int cosine;           /* 1: cosine learning-rate decay from lr to lr_min over the epochs
+                             instead of StepLR. Default 0. */
+    double lr_min;        /* Final learning rate of the cosine schedule. Default 0. */
+    int no_field;         /* 1: STEP on static/dynamic data without the field input (an
+                             ablation: the field is then invisible to the network). Default 0. */
+    double ema;           /* > 0: validate, test and save an exponential moving average of the
+                             parameters, ema = beta ema + (1 - beta) param after every step,
+                             beta = this value (e.g. 0.99). Default 0 (off). */
 };
 void cn_train_opts_default(struct cn_train_opts *o);
 
@@ -295,12 +309,16 @@ struct cn_train_result {
 
 /* Train on d (train/valid/test loaded). out: the best-validation model checkpoint; beside it
  * {out}.state (full state after the last completed epoch, for resume) and {out}.csv (loss
- * history). resume: continue from {out}.state with its stored options (o is ignored except
- * threads, which must match) to the same result as an uninterrupted run. interrupt, when
- * not NULL, is polled between batches: the epoch in progress is dropped, CN_EINTR returned. */
+ * history). resume: continue from {out}.state with its stored options (of o only threads,
+ * when > 0, and stop_after are used) to the same result as an uninterrupted run with the same
+ * thread count. interrupt, when not NULL, is polled between batches: the epoch in progress
+ * is dropped and CN_EINTR returned. */
 int cn_train(const struct cn_train_opts *o, const struct cn_data *d, const char *out, int resume,
              volatile sig_atomic_t *interrupt, cn_progress_fn progress, void *user,
              struct cn_train_result *res, char err[CN_ERRLEN]);
+
+/* The options stored in {out}.state (what a resume of `out` will use), into o. */
+int cn_train_stored_opts(const char *out, struct cn_train_opts *o, char err[CN_ERRLEN]);
 
 /* ---------------------------------------------------------- checkpoints */
 
@@ -355,5 +373,29 @@ int cn_integrator_step(struct cn_model *m, int n, const double *q, double *x, do
 /* The model's parameters and config (for tools: nbody-eval). */
 const struct cn_state *cn_model_state(const struct cn_model *m);
 const struct cn_meta *cn_model_meta(const struct cn_model *m);
+
+/* ------------------------------------------------------------- rollouts */
+
+/* Free rollouts of a STEP model, fed only its own predictions: per horizon k = 1..steps
+ * (index k - 1), averages over the trajectories. */
+struct cn_rollout {
+    int steps;           /* model steps rolled out */
+    int start;           /* dataset frame the rollouts start from */
+    long trajectories;   /* trajectories averaged over */
+    double *mse_model;   /* position MSE of the learned integrator against the ground truth */
+    double *mse_cv;      /* position MSE of the constant-velocity baseline x + v t */
+    double *drift_model; /* median over trajectories of |E_k - E_start| of the rollouts
+                            (total energy of sim/sim.h) */
+    double *drift_truth; /* the same for the ground-truth frames themselves */
+    float *traj_x;       /* rollout of trajectory 0: positions [steps][n][3] */
+};
+
+/* Roll the model of s out from frame `start` for `steps` model steps on the first max_traj
+ * trajectories of sp (<= 0: all), batched through t (created for s's config and sp->n).
+ * CN_EARG with a message when s is not a STEP model or the frames do not exist. */
+int cn_rollout_run(struct cn_trainer *t, const struct cn_state *s, const struct cn_meta *meta,
+                   const struct cn_split *sp, int start, int steps, long max_traj,
+                   struct cn_rollout *r, char err[CN_ERRLEN]);
+void cn_rollout_free(struct cn_rollout *r);
 
 #endif

@@ -64,7 +64,7 @@ int cn_data_find(const char *dir, char *suffix, size_t len, int *kind, int *n,
         char list[CN_ERRLEN / 2] = "";
         for (int i = 0; i < count && i < MAX_SUFFIXES; i++) {
             size_t u = strlen(list);
-            snprintf(list + u, sizeof list - u, "%s%s", i ? ", " : "", found[i]);
+            snprintf(list + u, sizeof list - u, "%s%.60s", i ? ", " : "", found[i]);
         }
         return cn_fail(err, CN_EIO, "several datasets in %s (%d suffixes: %s); "
                        "point --data at a directory holding one", dir, count, list);
@@ -239,6 +239,7 @@ static void split_free(struct cn_split *s)
     memset(s, 0, sizeof *s);
 }
 
+/* Free every split of a dataset. */
 void cn_data_free(struct cn_data *d)
 {
     split_free(&d->train);

@@ -8,6 +8,7 @@
 #include "internal.h"
 #include "sim.h"
 
+/* The typed passes of net_f.c and net_d.c. */
 int cn_forward_impl_f(struct cn_ws *ws, const float *P, int G, const float *x, const float *v,
                       const float *q, const float *field, float *x_out, float *v_out);
 int cn_backward_impl_f(struct cn_ws *ws, const float *P, const float *dx_out,
@@ -99,6 +100,7 @@ int cn_config_check(const struct cn_config *c, char err[CN_ERRLEN])
     return CN_OK;
 }
 
+/* Edge inputs and coordinate outputs of a config. */
 int cn_edge_in(const struct cn_config *c) { return c->has_field ? 19 : 16; }
 int cn_coord_out(const struct cn_config *c) { return c->task == CN_TASK_STEP ? 6 : 3; }
 
@@ -294,6 +296,7 @@ int cn_ws_create(const struct cn_config *c, int max_graphs, int n, int precision
     return CN_OK;
 }
 
+/* Free a workspace. */
 void cn_ws_free(struct cn_ws *ws)
 {
     if (!ws)
@@ -307,8 +310,10 @@ void cn_ws_free(struct cn_ws *ws)
     free(ws);
 }
 
+/* Bytes held by a workspace. */
 size_t cn_ws_bytes(const struct cn_ws *ws) { return ws->bytes; }
 
+/* Float forward pass (checks the workspace precision). */
 int cn_forward(struct cn_ws *ws, const float *param, int graphs, const float *x,
                const float *v, const float *q, const float *field, float *x_out, float *v_out)
 {
@@ -317,6 +322,7 @@ int cn_forward(struct cn_ws *ws, const float *param, int graphs, const float *x,
     return cn_forward_impl_f(ws, param, graphs, x, v, q, field, x_out, v_out);
 }
 
+/* Float backward pass. */
 int cn_backward(struct cn_ws *ws, const float *param, const float *dx_out, const float *dv_out,
                 float *grad, float *dx_in, float *dv_in)
 {
@@ -325,6 +331,7 @@ int cn_backward(struct cn_ws *ws, const float *param, const float *dx_out, const
     return cn_backward_impl_f(ws, param, dx_out, dv_out, grad, dx_in, dv_in);
 }
 
+/* Double forward pass. */
 int cn_forward_d(struct cn_ws *ws, const double *param, int graphs, const double *x,
                  const double *v, const double *q, const double *field, double *x_out,
                  double *v_out)
@@ -334,6 +341,7 @@ int cn_forward_d(struct cn_ws *ws, const double *param, int graphs, const double
     return cn_forward_impl_d(ws, param, graphs, x, v, q, field, x_out, v_out);
 }
 
+/* Double backward pass. */
 int cn_backward_d(struct cn_ws *ws, const double *param, const double *dx_out,
                   const double *dv_out, double *grad, double *dx_in, double *dv_in)
 {
@@ -381,12 +389,14 @@ int cn_state_init(struct cn_state *s, const struct cn_config *c, char err[CN_ERR
     return CN_OK;
 }
 
+/* Free the flat training state. */
 void cn_state_free(struct cn_state *s)
 {
     free(s->mem);
     memset(s, 0, sizeof *s);
 }
 
+/* PyTorch's AdamW defaults. */
 void cn_adamw_default(struct cn_adamw *o)
 {
     o->beta1 = 0.9;
@@ -407,6 +417,8 @@ void cn_adamw_step(struct cn_state *s, const struct cn_adamw *o, double lr)
     const float step_size = (float)(lr / bc1), bc2s = (float)sqrt(bc2), eps = (float)o->eps;
     float *restrict p = s->param, *restrict m = s->m, *restrict v = s->v;
     const float *restrict g = s->grad;
+    /* elementwise, so the thread count cannot change a result */
+#pragma omp parallel for schedule(static) if (s->n_params > 65536)
     for (long k = 0; k < s->n_params; k++) {
         p[k] *= decay;
         m[k] = m[k] * b1 + g[k] * a1;
@@ -422,4 +434,13 @@ double cn_steplr(double lr0, int epoch, int step_size, double gamma)
     if (step_size < 1)
         step_size = 1;
     return lr0 * pow(gamma, (double)(epoch / step_size));
+}
+
+/* Cosine annealing's learning rate at an epoch. */
+double cn_cosinelr(double lr0, double lr_min, int epoch, int epochs)
+{
+    const double pi = 3.14159265358979323846;
+    if (epochs < 1)
+        return lr0;
+    return lr_min + (lr0 - lr_min) * 0.5 * (1.0 + cos(pi * (double)epoch / (double)epochs));
 }

@@ -5,4 +5,5 @@
 #define GEMM cblas_dgemm
 #define CN_SQRT(x) sqrt(x)
 #define CN_SIGMOID(z) (1.0 / (1.0 + exp(-(z))))
+#define CN_CLONES 
 #include "net_impl.h"

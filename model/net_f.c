@@ -5,4 +5,5 @@
 #define GEMM cblas_sgemm
 #define CN_SQRT(x) sqrtf(x)
 #define CN_SIGMOID(z) cn_sigmoidf(z)
+#define CN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #include "net_impl.h"

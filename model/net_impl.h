@@ -188,19 +188,6 @@ static void SUF(gemm_tn_acc)(int M, int N, int K, const REAL *A, int lda, const 
     GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, 1, A, lda, B, ldb, 1, C, ldc);
 }
 
-/* Y[R][out] = X[R][in] W^T + b (b may be NULL). */
-static void SUF(linear)(int R, int out, int in, const REAL *X, int ldx, const REAL *W, int ldw,
-                        const REAL *b, REAL *Y)
-{
-    SUF(gemm_nt)(R, out, in, X, ldx, W, ldw, 0, Y, out);
-    if (b)
-        for (int r = 0; r < R; r++) {
-            REAL *y = Y + (size_t)r * out;
-            for (int k = 0; k < out; k++)
-                y[k] += b[k];
-        }
-}
-
 /* db[k] += sum over rows of dY[r][k], in row order. */
 static void SUF(colsum_acc)(int R, int C, const REAL *dY, REAL *db)
 {
@@ -211,22 +198,128 @@ static void SUF(colsum_acc)(int R, int C, const REAL *dY, REAL *db)
     }
 }
 
-/* s = sigmoid(z), m = z s (SiLU), elementwise. */
-static void SUF(silu_fwd)(size_t cnt, const REAL *restrict z, REAL *restrict s,
-                          REAL *restrict m)
+/* Dot product in 16 fixed lanes summed in a fixed order: vectorisable without reassociating
+ * (same bits at any vector width). */
+static inline REAL SUF(dot_lanes)(int H, const REAL *restrict a, const REAL *restrict b)
 {
-    for (size_t k = 0; k < cnt; k++) {
-        REAL sg = CN_SIGMOID(z[k]);
-        s[k] = sg;
-        m[k] = z[k] * sg;
+    REAL acc[16] = {0};
+    int h = 0;
+    for (; h + 16 <= H; h += 16)
+        for (int j = 0; j < 16; j++)
+            acc[j] += a[h + j] * b[h + j];
+    REAL tail = 0;
+    for (; h < H; h++)
+        tail += a[h] * b[h];
+    for (int w = 8; w >= 1; w /= 2)
+        for (int j = 0; j < w; j++)
+            acc[j] += acc[j + w];
+    return acc[0] + tail;
+}
+
+/* z[R][C] += b (when b), then s = sigmoid(z), m = z s (SiLU). Cloned for AVX-512 and AVX2
+ * (chosen at load time): the same IEEE operations on wider vectors, the same bits. */
+CN_CLONES static void SUF(bias_silu)(int R, int C, REAL *restrict z, const REAL *restrict b,
+                                     REAL *restrict s, REAL *restrict m)
+{
+    for (int r = 0; r < R; r++) {
+        REAL *zr = z + (size_t)r * C, *sr = s + (size_t)r * C, *mr = m + (size_t)r * C;
+        if (b)
+            for (int k = 0; k < C; k++)
+                zr[k] += b[k];
+        for (int k = 0; k < C; k++) {
+            REAL sg = CN_SIGMOID(zr[k]);
+            sr[k] = sg;
+            mr[k] = zr[k] * sg;
+        }
     }
 }
 
-/* dz = dm * d SiLU/dz = dm * s (1 + z (1 - s)), elementwise; dz may be dm. */
-static void SUF(silu_bwd)(size_t cnt, const REAL *z, const REAL *s, const REAL *dm, REAL *dz)
+/* dz = dm * dSiLU/dz = dm s (1 + z (1 - s)) (dz may be dm), and db += column sums of dz in row
+ * order when db. */
+CN_CLONES static void SUF(silu_back)(int R, int C, const REAL *z, const REAL *s, const REAL *dm,
+                                     REAL *dz, REAL *restrict db)
 {
-    for (size_t k = 0; k < cnt; k++)
-        dz[k] = dm[k] * (s[k] * ((REAL)1 + z[k] * ((REAL)1 - s[k])));
+    for (int r = 0; r < R; r++) {
+        const size_t o = (size_t)r * C;
+        for (int k = 0; k < C; k++)
+            dz[o + k] = dm[o + k] * (s[o + k] * ((REAL)1 + z[o + k] * ((REAL)1 - s[o + k])));
+        if (db)
+            for (int k = 0; k < C; k++)
+                db[k] += dz[o + k];
+    }
+}
+
+/* First MLP_edge layer after its e_ij product: z = z + P_i + Q_j + w_r r2 + b, then SiLU. */
+CN_CLONES static void SUF(edge1_silu)(int E, int H, const int *row, const int *col,
+                                      const REAL *PQ, const REAL *r2, const REAL *wr,
+                                      const REAL *b, REAL *restrict z, REAL *restrict s,
+                                      REAL *restrict m)
+{
+    for (int e = 0; e < E; e++) {
+        const REAL *Pi = PQ + (size_t)row[e] * 2 * H, *Qj = PQ + (size_t)col[e] * 2 * H + H;
+        const REAL re = r2[e];
+        REAL *ze = z + (size_t)e * H, *se = s + (size_t)e * H, *me = m + (size_t)e * H;
+        for (int k = 0; k < H; k++) {
+            REAL zz = ze[k] + Pi[k] + Qj[k] + wr[k] * re + b[k];
+            REAL sg = CN_SIGMOID(zz);
+            ze[k] = zz;
+            se[k] = sg;
+            me[k] = zz * sg;
+        }
+    }
+}
+
+/* Backward of edge1_silu after the SiLU: dw_r += dz r2, dP_i += dz, dQ_j += dz (edge order),
+ * dr2 = dz . w_r. */
+CN_CLONES static void SUF(edge1_back)(int E, int H, const int *row, const int *col,
+                                      const REAL *dz1, const REAL *r2, const REAL *wr,
+                                      REAL *restrict dwr, REAL *restrict dPQ, REAL *restrict dr2)
+{
+    for (int e = 0; e < E; e++) {
+        const REAL *dz = dz1 + (size_t)e * H;
+        const REAL re = r2[e];
+        REAL *dP = dPQ + (size_t)row[e] * 2 * H, *dQ = dPQ + (size_t)col[e] * 2 * H + H;
+        for (int k = 0; k < H; k++) {
+            dwr[k] += dz[k] * re;
+            dP[k] += dz[k];
+        }
+        for (int k = 0; k < H; k++)
+            dQ[k] += dz[k];
+        dr2[e] = SUF(dot_lanes)(H, dz, wr);
+    }
+}
+
+/* Y[R][CO] = X[R][H] W[CO][H]^T for a few outputs (MLP_coord's last layer, MLP_vel's), by
+ * hand: sgemm is slow when one dimension is 1..6. */
+static void SUF(small_out)(int R, int CO, int H, const REAL *X, const REAL *W, REAL *Y)
+{
+    for (int r = 0; r < R; r++)
+        for (int k = 0; k < CO; k++)
+            Y[(size_t)r * CO + k] = SUF(dot_lanes)(H, X + (size_t)r * H, W + (size_t)k * H);
+}
+
+/* Backward of small_out: dW += dY^T X (rows in order) and dX = dY W (+ dX when acc). */
+CN_CLONES static void SUF(small_out_back)(int R, int CO, int H, const REAL *dY, const REAL *X,
+                                          const REAL *W, REAL *restrict dW, REAL *restrict dX,
+                                          int acc)
+{
+    for (int r = 0; r < R; r++) {
+        const REAL *x = X + (size_t)r * H, *dy = dY + (size_t)r * CO;
+        REAL *dx = dX + (size_t)r * H;
+        for (int k = 0; k < CO; k++) {
+            REAL *dw = dW + (size_t)k * H;
+            const REAL *wk = W + (size_t)k * H;
+            const REAL g = dy[k];
+            for (int h = 0; h < H; h++)
+                dw[h] += g * x[h];
+            if (k == 0 && !acc)
+                for (int h = 0; h < H; h++)
+                    dx[h] = g * wk[h];
+            else
+                for (int h = 0; h < H; h++)
+                    dx[h] += g * wk[h];
+        }
+    }
 }
 
 /* Cross product o = a x b. */
@@ -237,6 +330,7 @@ static inline void SUF(cross)(const REAL *a, const REAL *b, REAL *o)
     o[2] = a[0] * b[1] - a[1] * b[0];
 }
 
+/* Dot product of 3-vectors. */
 static inline REAL SUF(dot3)(const REAL *a, const REAL *b)
 {
     return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
@@ -457,10 +551,10 @@ int SUF(cn_forward_impl)(struct cn_ws *ws, const REAL *P, int G, const REAL *x, 
         w->pn[3 * (size_t)e + 1] = nj;
         w->pn[3 * (size_t)e + 2] = s2;
     }
-    SUF(linear)(E, H2, EI, w->ein, EI, P + lay->f1_w, EI, P + lay->f1_b, w->fz1);
-    SUF(silu_fwd)((size_t)E * H2, w->fz1, w->fs1, w->fm1);
-    SUF(linear)(E, H2, H2, w->fm1, H2, P + lay->f2_w, H2, P + lay->f2_b, w->fz2);
-    SUF(silu_fwd)((size_t)E * H2, w->fz2, w->fs2, w->fm2);
+    SUF(gemm_nt)(E, H2, EI, w->ein, EI, P + lay->f1_w, EI, 0, w->fz1, H2);
+    SUF(bias_silu)(E, H2, w->fz1, P + lay->f1_b, w->fs1, w->fm1);
+    SUF(gemm_nt)(E, H2, H2, w->fm1, H2, P + lay->f2_w, H2, 0, w->fz2, H2);
+    SUF(bias_silu)(E, H2, w->fz2, P + lay->f2_b, w->fs2, w->fm2);
     const REAL *eij = w->fm2;
 
     if (step)
@@ -481,25 +575,19 @@ int SUF(cn_forward_impl)(struct cn_ws *ws, const REAL *P, int G, const REAL *x, 
         SUF(gemm_nt)(E, H, H2, eij, H2, W1 + 2 * H + 1, E1, 0, z1, H);
         for (int k = 0; k < H; k++)
             w->wr[k] = W1[(size_t)k * E1 + 2 * H];
-        for (int e = 0; e < E; e++) {
-            const REAL *Pi = w->PQ + (size_t)row[e] * 2 * H, *Qj = w->PQ + (size_t)col[e] * 2 * H + H;
-            const REAL r2 = w->fr[l][(size_t)e * FR + FR_R2];
-            REAL *z = z1 + (size_t)e * H;
-            w->r2[l][e] = r2;
-            for (int k = 0; k < H; k++)
-                z[k] = z[k] + Pi[k] + Qj[k] + w->wr[k] * r2 + b1[k];
-        }
-        SUF(silu_fwd)((size_t)E * H, z1, w->s1[l], w->m1[l]);
-        SUF(linear)(E, H, H, w->m1[l], H, P + ll->e2_w, H, P + ll->e2_b, w->z2[l]);
-        SUF(silu_fwd)((size_t)E * H, w->z2[l], w->s2[l], w->m2[l]);
-        SUF(linear)(E, H, H, w->m2[l], H, P + ll->e3_w, H, P + ll->e3_b, w->z3[l]);
-        SUF(silu_fwd)((size_t)E * H, w->z3[l], w->s3[l], w->m3[l]);
+        for (int e = 0; e < E; e++)
+            w->r2[l][e] = w->fr[l][(size_t)e * FR + FR_R2];
+        SUF(edge1_silu)(E, H, row, col, w->PQ, w->r2[l], w->wr, b1, z1, w->s1[l], w->m1[l]);
+        SUF(gemm_nt)(E, H, H, w->m1[l], H, P + ll->e2_w, H, 0, w->z2[l], H);
+        SUF(bias_silu)(E, H, w->z2[l], P + ll->e2_b, w->s2[l], w->m2[l]);
+        SUF(gemm_nt)(E, H, H, w->m2[l], H, P + ll->e3_w, H, 0, w->z3[l], H);
+        SUF(bias_silu)(E, H, w->z3[l], P + ll->e3_b, w->s3[l], w->m3[l]);
         const REAL *m = w->m3[l];
 
         /* MLP_coord and the clamped, averaged frame messages */
-        SUF(linear)(E, H, H, m, H, P + ll->c1_w, H, P + ll->c1_b, w->zc[l]);
-        SUF(silu_fwd)((size_t)E * H, w->zc[l], w->sc[l], w->mc[l]);
-        SUF(linear)(E, CO, H, w->mc[l], H, P + ll->c2_w, H, NULL, w->coef[l]);
+        SUF(gemm_nt)(E, H, H, m, H, P + ll->c1_w, H, 0, w->zc[l], H);
+        SUF(bias_silu)(E, H, w->zc[l], P + ll->c1_b, w->sc[l], w->mc[l]);
+        SUF(small_out)(E, CO, H, w->mc[l], P + ll->c2_w, w->coef[l]);
         for (int i = 0; i < N; i++) {
             REAL ax[3] = {0, 0, 0}, av[3] = {0, 0, 0};
             for (int t = 0; t < nm1; t++) {
@@ -525,23 +613,22 @@ int SUF(cn_forward_impl)(struct cn_ws *ws, const REAL *P, int G, const REAL *x, 
         }
 
         /* MLP_vel(h_i) v_i */
-        SUF(linear)(N, H, H, h, H, P + ll->v1_w, H, P + ll->v1_b, w->zv[l]);
-        SUF(silu_fwd)((size_t)N * H, w->zv[l], w->sv[l], w->mv[l]);
+        SUF(gemm_nt)(N, H, H, h, H, P + ll->v1_w, H, 0, w->zv[l], H);
+        SUF(bias_silu)(N, H, w->zv[l], P + ll->v1_b, w->sv[l], w->mv[l]);
         {
             const REAL *W2 = P + ll->v2_w, b2 = P[ll->v2_b];
             for (int i = 0; i < N; i++) {
-                const REAL *mv = w->mv[l] + (size_t)i * H;
-                REAL s = 0;
-                for (int k = 0; k < H; k++)
-                    s += mv[k] * W2[k];
-                s += b2;
+                REAL s = SUF(dot_lanes)(H, w->mv[l] + (size_t)i * H, W2) + b2;
                 w->sN[l][i] = s;
                 for (int k = 0; k < 3; k++)
                     Xn[3 * i + k] += s * v[3 * i + k];
             }
         }
 
-        /* MLP_node([h_i, sum_j m_ij]) and h <- LayerNorm(2 h + u) */
+        /* MLP_node([h_i, sum_j m_ij]) and h <- LayerNorm(2 h + u); the last layer's h is never
+         * used (the output is x), so it is not computed */
+        if (l == c->layers - 1)
+            continue;
         REAL *cat = w->catn[l];
         for (int i = 0; i < N; i++) {
             REAL *ci = cat + (size_t)i * 2 * H;
@@ -554,11 +641,15 @@ int SUF(cn_forward_impl)(struct cn_ws *ws, const REAL *P, int G, const REAL *x, 
                     agg[k] += me[k];
             }
         }
-        SUF(linear)(N, H, 2 * H, cat, 2 * H, P + ll->n1_w, 2 * H, P + ll->n1_b, w->zn[l]);
-        SUF(silu_fwd)((size_t)N * H, w->zn[l], w->sn[l], w->mn[l]);
-        SUF(linear)(N, H, H, w->mn[l], H, P + ll->n2_w, H, P + ll->n2_b, w->tN);
-        for (size_t k = 0; k < (size_t)N * H; k++)
-            w->tN[k] += 2 * h[k];
+        SUF(gemm_nt)(N, H, 2 * H, cat, 2 * H, P + ll->n1_w, 2 * H, 0, w->zn[l], H);
+        SUF(bias_silu)(N, H, w->zn[l], P + ll->n1_b, w->sn[l], w->mn[l]);
+        SUF(gemm_nt)(N, H, H, w->mn[l], H, P + ll->n2_w, H, 0, w->tN, H);
+        {
+            const REAL *b2 = P + ll->n2_b;
+            for (int i = 0; i < N; i++)
+                for (int k = 0; k < H; k++)
+                    w->tN[(size_t)i * H + k] += b2[k] + 2 * h[(size_t)i * H + k];
+        }
         SUF(layernorm)(N, H, w->tN, P + ll->ln_g, P + ll->ln_b, w->Hh[l + 1], w->xhat[l],
                        w->rstd[l]);
     }
@@ -574,14 +665,11 @@ int SUF(cn_forward_impl)(struct cn_ws *ws, const REAL *P, int G, const REAL *x, 
 
 /* ----------------------------------------------------------- backward */
 
-/* Linear backward: dW += dY^T X, db += colsum dY, and dX = dY W (+ dX when acc) if dX. */
+/* Linear backward without bias: dW += dY^T X and dX = dY W (+ dX when acc) if dX. */
 static void SUF(linear_back)(int R, int out, int in, const REAL *dY, const REAL *X, int ldx,
-                             const REAL *W, int ldw, REAL *dW, REAL *db, REAL *dX, int lddx,
-                             int acc)
+                             const REAL *W, int ldw, REAL *dW, REAL *dX, int lddx, int acc)
 {
     SUF(gemm_tn_acc)(out, in, R, dY, out, X, ldx, dW, ldw);
-    if (db)
-        SUF(colsum_acc)(R, out, dY, db);
     if (dX)
         SUF(gemm_nn)(R, in, out, dY, out, W, ldw, acc ? 1 : 0, dX, lddx);
 }
@@ -612,31 +700,36 @@ int SUF(cn_backward_impl)(struct cn_ws *ws, const REAL *P, const REAL *dx_out,
         const struct cn_layer_layout *ll = &lay->layer[l];
         const REAL *X = w->X[l], *h = w->Hh[l], *m = w->m3[l];
 
-        /* h' = LayerNorm(2 h + u) */
-        SUF(layernorm_back)(N, H, w->dH, w->xhat[l], w->rstd[l], P + ll->ln_g, w->dy,
-                            Gr + ll->ln_g, Gr + ll->ln_b);
-        for (size_t k = 0; k < (size_t)N * H; k++)
-            w->dhacc[k] = 2 * w->dy[k];
-        /* u = MLP_node([h, agg]) */
-        SUF(linear_back)(N, H, H, w->dy, w->mn[l], H, P + ll->n2_w, H, Gr + ll->n2_w,
-                         Gr + ll->n2_b, w->tN, H, 0);
-        SUF(silu_bwd)((size_t)N * H, w->zn[l], w->sn[l], w->tN, w->tN);
-        SUF(linear_back)(N, H, 2 * H, w->tN, w->catn[l], 2 * H, P + ll->n1_w, 2 * H,
-                         Gr + ll->n1_w, Gr + ll->n1_b, w->dcat, 2 * H, 0);
-        for (int i = 0; i < N; i++) {
-            const REAL *dc = w->dcat + (size_t)i * 2 * H;
-            REAL *dh = w->dhacc + (size_t)i * H;
-            for (int k = 0; k < H; k++)
-                dh[k] += dc[k];
-            /* agg_i = sum_j m_ij */
-            for (int t = 0; t < nm1; t++)
-                memcpy(w->dm + ((size_t)i * nm1 + t) * H, dc + H, sizeof(REAL) * H);
+        if (l == c->layers - 1) {
+            /* the last layer's node update is not computed (its h is unused) */
+            memset(w->dhacc, 0, sizeof(REAL) * N * H);
+            memset(w->dm, 0, sizeof(REAL) * E * H);
+        } else {
+            /* h' = LayerNorm(2 h + u) */
+            SUF(layernorm_back)(N, H, w->dH, w->xhat[l], w->rstd[l], P + ll->ln_g, w->dy,
+                                Gr + ll->ln_g, Gr + ll->ln_b);
+            for (size_t k = 0; k < (size_t)N * H; k++)
+                w->dhacc[k] = 2 * w->dy[k];
+            /* u = MLP_node([h, agg]) */
+            SUF(colsum_acc)(N, H, w->dy, Gr + ll->n2_b);
+            SUF(linear_back)(N, H, H, w->dy, w->mn[l], H, P + ll->n2_w, H, Gr + ll->n2_w,
+                             w->tN, H, 0);
+            SUF(silu_back)(N, H, w->zn[l], w->sn[l], w->tN, w->tN, Gr + ll->n1_b);
+            SUF(linear_back)(N, H, 2 * H, w->tN, w->catn[l], 2 * H, P + ll->n1_w, 2 * H,
+                             Gr + ll->n1_w, w->dcat, 2 * H, 0);
+            for (int i = 0; i < N; i++) {
+                const REAL *dc = w->dcat + (size_t)i * 2 * H;
+                REAL *dh = w->dhacc + (size_t)i * H;
+                for (int k = 0; k < H; k++)
+                    dh[k] += dc[k];
+                /* agg_i = sum_j m_ij */
+                for (int t = 0; t < nm1; t++)
+                    memcpy(w->dm + ((size_t)i * nm1 + t) * H, dc + H, sizeof(REAL) * H);
+            }
         }
 
         /* x' += s_i v_i with s = MLP_vel(h) */
         {
-            const REAL *W2 = P + ll->v2_w;
-            REAL *dW2 = Gr + ll->v2_w;
             for (int i = 0; i < N; i++) {
                 const REAL *dx = w->dX + 3 * i, *vi = w->v + 3 * i;
                 REAL ds = SUF(dot3)(dx, vi);
@@ -645,16 +738,11 @@ int SUF(cn_backward_impl)(struct cn_ws *ws, const REAL *P, const REAL *dx_out,
                     w->dV[3 * i + k] += s * dx[k];
                 w->dsN[i] = ds;
                 Gr[ll->v2_b] += ds;
-                const REAL *mv = w->mv[l] + (size_t)i * H;
-                REAL *dmv = w->dmv + (size_t)i * H;
-                for (int k = 0; k < H; k++) {
-                    dW2[k] += ds * mv[k];
-                    dmv[k] = ds * W2[k];
-                }
             }
-            SUF(silu_bwd)((size_t)N * H, w->zv[l], w->sv[l], w->dmv, w->dmv);
-            SUF(linear_back)(N, H, H, w->dmv, h, H, P + ll->v1_w, H, Gr + ll->v1_w,
-                             Gr + ll->v1_b, w->dhacc, H, 1);
+            SUF(small_out_back)(N, 1, H, w->dsN, w->mv[l], P + ll->v2_w, Gr + ll->v2_w, w->dmv, 0);
+            SUF(silu_back)(N, H, w->zv[l], w->sv[l], w->dmv, w->dmv, Gr + ll->v1_b);
+            SUF(linear_back)(N, H, H, w->dmv, h, H, P + ll->v1_w, H, Gr + ll->v1_w, w->dhacc, H,
+                             1);
         }
 
         /* x' = x + mean_j clamp(c1 a + c2 b + c3 c) (STEP: v_out += the same with c4..c6) */
@@ -690,45 +778,31 @@ int SUF(cn_backward_impl)(struct cn_ws *ws, const REAL *P, const REAL *dx_out,
                 }
             }
         }
-        SUF(linear_back)(E, CO, H, w->dcoef, w->mc[l], H, P + ll->c2_w, H, Gr + ll->c2_w, NULL,
-                         w->dz, H, 0);
-        SUF(silu_bwd)((size_t)E * H, w->zc[l], w->sc[l], w->dz, w->dz);
-        SUF(linear_back)(E, H, H, w->dz, m, H, P + ll->c1_w, H, Gr + ll->c1_w, Gr + ll->c1_b,
-                         w->dm, H, 1);
+        SUF(small_out_back)(E, CO, H, w->dcoef, w->mc[l], P + ll->c2_w, Gr + ll->c2_w, w->dz, 0);
+        SUF(silu_back)(E, H, w->zc[l], w->sc[l], w->dz, w->dz, Gr + ll->c1_b);
+        SUF(linear_back)(E, H, H, w->dz, m, H, P + ll->c1_w, H, Gr + ll->c1_w, w->dm, H, 1);
 
         /* MLP_edge */
-        SUF(silu_bwd)((size_t)E * H, w->z3[l], w->s3[l], w->dm, w->dz);
-        SUF(linear_back)(E, H, H, w->dz, w->m2[l], H, P + ll->e3_w, H, Gr + ll->e3_w,
-                         Gr + ll->e3_b, w->dza, H, 0);
-        SUF(silu_bwd)((size_t)E * H, w->z2[l], w->s2[l], w->dza, w->dza);
-        SUF(linear_back)(E, H, H, w->dza, w->m1[l], H, P + ll->e2_w, H, Gr + ll->e2_w,
-                         Gr + ll->e2_b, w->dz, H, 0);
-        SUF(silu_bwd)((size_t)E * H, w->z1[l], w->s1[l], w->dz, w->dz);
+        SUF(silu_back)(E, H, w->z3[l], w->s3[l], w->dm, w->dz, Gr + ll->e3_b);
+        SUF(linear_back)(E, H, H, w->dz, w->m2[l], H, P + ll->e3_w, H, Gr + ll->e3_w, w->dza, H,
+                         0);
+        SUF(silu_back)(E, H, w->z2[l], w->s2[l], w->dza, w->dza, Gr + ll->e2_b);
+        SUF(linear_back)(E, H, H, w->dza, w->m1[l], H, P + ll->e2_w, H, Gr + ll->e2_w, w->dz, H,
+                         0);
+        SUF(silu_back)(E, H, w->z1[l], w->s1[l], w->dz, w->dz, Gr + ll->e1_b);
         const REAL *dz1 = w->dz;
         const REAL *W1 = P + ll->e1_w;
         REAL *dW1 = Gr + ll->e1_w;
         /* e_ij block */
-        SUF(linear_back)(E, H, H2, dz1, w->fm2, H2, W1 + 2 * H + 1, E1, dW1 + 2 * H + 1,
-                         Gr + ll->e1_b, w->de, H2, 1);
+        SUF(linear_back)(E, H, H2, dz1, w->fm2, H2, W1 + 2 * H + 1, E1, dW1 + 2 * H + 1, w->de,
+                         H2, 1);
         /* r2 column, and the node-level h_i / h_j blocks */
         for (int k = 0; k < H; k++)
             w->wr[k] = W1[(size_t)k * E1 + 2 * H];
         REAL *dwr = w->wr + H;
         memset(dwr, 0, sizeof(REAL) * H);
         memset(w->dPQ, 0, sizeof(REAL) * N * 2 * H);
-        for (int e = 0; e < E; e++) {
-            const REAL *dz = dz1 + (size_t)e * H;
-            const REAL r2 = w->r2[l][e];
-            REAL *dP = w->dPQ + (size_t)row[e] * 2 * H, *dQ = w->dPQ + (size_t)col[e] * 2 * H + H;
-            REAL s = 0;
-            for (int k = 0; k < H; k++) {
-                dwr[k] += dz[k] * r2;
-                s += dz[k] * w->wr[k];
-                dP[k] += dz[k];
-                dQ[k] += dz[k];
-            }
-            w->dr2[e] = s;
-        }
+        SUF(edge1_back)(E, H, row, col, dz1, w->r2[l], w->wr, dwr, w->dPQ, w->dr2);
         for (int k = 0; k < H; k++)
             dW1[(size_t)k * E1 + 2 * H] += dwr[k];
         SUF(gemm_tn_acc)(H, H, N, w->dPQ, 2 * H, h, H, dW1, E1);
@@ -742,12 +816,12 @@ int SUF(cn_backward_impl)(struct cn_ws *ws, const REAL *P, const REAL *dx_out,
     }
 
     /* edge fuse MLP */
-    SUF(silu_bwd)((size_t)E * H2, w->fz2, w->fs2, w->de, w->de);
-    SUF(linear_back)(E, H2, H2, w->de, w->fm1, H2, P + lay->f2_w, H2, Gr + lay->f2_w,
-                     Gr + lay->f2_b, w->dza, H2, 0);
-    SUF(silu_bwd)((size_t)E * H2, w->fz1, w->fs1, w->dza, w->dza);
+    SUF(silu_back)(E, H2, w->fz2, w->fs2, w->de, w->de, Gr + lay->f2_b);
+    SUF(linear_back)(E, H2, H2, w->de, w->fm1, H2, P + lay->f2_w, H2, Gr + lay->f2_w, w->dza,
+                     H2, 0);
+    SUF(silu_back)(E, H2, w->fz1, w->fs1, w->dza, w->dza, Gr + lay->f1_b);
     SUF(linear_back)(E, H2, EI, w->dza, w->ein, EI, P + lay->f1_w, EI, Gr + lay->f1_w,
-                     Gr + lay->f1_b, want_in ? w->dein : NULL, EI, 0);
+                     want_in ? w->dein : NULL, EI, 0);
     /* node embedding */
     {
         const REAL *W = P + lay->emb_w;

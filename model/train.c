@@ -1,5 +1,6 @@
 /* train.c: the training loop of nbody-train (the paper's protocol by default): shuffled
  * batches, AdamW + StepLR, validation, best-model checkpoint, loss history and exact resume. */
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 #include "internal.h"
 #include "sim.h"
 
-#define BLOB_VERSION 1
+#define BLOB_VERSION 2
 
 /* Defaults: the paper's ES(5) protocol. */
 void cn_train_opts_default(struct cn_train_opts *o)
@@ -34,6 +35,11 @@ void cn_train_opts_default(struct cn_train_opts *o)
     o->eval_pairs = 10000;
     o->traj_step = 100;
     o->stop_after = 0;
+    o->reflect = 0;
+    o->cosine = 0;
+    o->lr_min = 0;
+    o->ema = 0;
+    o->no_field = 0;
 }
 
 /* --------------------------------------------- resume record (blob) */
@@ -45,6 +51,7 @@ struct wbuf {
     int bad;
 };
 
+/* Append bytes, growing the buffer. */
 static void w_bytes(struct wbuf *b, const void *src, size_t n)
 {
     if (b->bad)
@@ -64,6 +71,7 @@ static void w_bytes(struct wbuf *b, const void *src, size_t n)
     memcpy(b->p + b->len, src, n);
     b->len += n;
 }
+/* Append a little-endian 64-bit integer. */
 static void w_u64(struct wbuf *b, uint64_t v)
 {
     unsigned char t[8];
@@ -71,7 +79,9 @@ static void w_u64(struct wbuf *b, uint64_t v)
         t[k] = (unsigned char)(v >> (8 * k));
     w_bytes(b, t, 8);
 }
+/* Append a signed integer as 64 bits. */
 static void w_i(struct wbuf *b, long v) { w_u64(b, (uint64_t)(int64_t)v); }
+/* Append a double as its 64 bits. */
 static void w_f(struct wbuf *b, double d)
 {
     uint64_t v;
@@ -85,6 +95,7 @@ struct rbuf {
     size_t len, off;
     int bad;
 };
+/* Read a little-endian 64-bit integer. */
 static uint64_t r_u64(struct rbuf *b)
 {
     if (b->bad || b->off + 8 > b->len) {
@@ -97,7 +108,9 @@ static uint64_t r_u64(struct rbuf *b)
     b->off += 8;
     return v;
 }
+/* Read a signed integer written by w_i. */
 static long r_i(struct rbuf *b) { return (long)(int64_t)r_u64(b); }
+/* Read a double written by w_f. */
 static double r_f(struct rbuf *b)
 {
     uint64_t v = r_u64(b);
@@ -117,6 +130,8 @@ struct record {
     int best_epoch;
     int hist_len;
     struct cn_epoch_record *hist; /* o.epochs entries */
+    long n_ema;                   /* parameters in ema (0 when off) */
+    float *ema;                   /* moving average of the parameters */
 };
 
 /* Serialise a record. */
@@ -140,6 +155,11 @@ static int record_pack(const struct record *r, struct wbuf *b)
     w_i(b, o->pairs_per_epoch);
     w_i(b, o->eval_pairs);
     w_i(b, o->traj_step);
+    w_i(b, o->reflect);
+    w_i(b, o->cosine);
+    w_f(b, o->lr_min);
+    w_f(b, o->ema);
+    w_i(b, o->no_field);
     w_bytes(b, r->suffix, sizeof r->suffix);
     w_i(b, r->train_count);
     w_i(b, r->n);
@@ -161,6 +181,12 @@ static int record_pack(const struct record *r, struct wbuf *b)
         w_f(b, h->test_mse);
         w_f(b, h->lr);
         w_f(b, h->seconds);
+    }
+    w_i(b, r->n_ema);
+    for (long k = 0; k < r->n_ema; k++) {
+        uint32_t u;
+        memcpy(&u, &r->ema[k], 4);
+        w_i(b, (long)u);
     }
     return b->bad ? CN_ENOMEM : CN_OK;
 }
@@ -190,6 +216,11 @@ static int record_unpack(struct record *r, const void *blob, size_t len)
     o->pairs_per_epoch = r_i(&b);
     o->eval_pairs = r_i(&b);
     o->traj_step = (int)r_i(&b);
+    o->reflect = (int)r_i(&b);
+    o->cosine = (int)r_i(&b);
+    o->lr_min = r_f(&b);
+    o->ema = r_f(&b);
+    o->no_field = (int)r_i(&b);
     if (b.bad || b.off + sizeof r->suffix > len)
         return CN_EFORMAT;
     memcpy(r->suffix, b.p + b.off, sizeof r->suffix);
@@ -223,9 +254,29 @@ static int record_unpack(struct record *r, const void *blob, size_t len)
         h->lr = r_f(&b);
         h->seconds = r_f(&b);
     }
-    if (b.bad || b.off != len) {
+    r->n_ema = r_i(&b);
+    if (b.bad || r->n_ema < 0 || (size_t)r->n_ema > len / 8) {
         free(r->hist);
         r->hist = NULL;
+        return CN_EFORMAT;
+    }
+    if (r->n_ema > 0) {
+        r->ema = malloc((size_t)r->n_ema * sizeof(float));
+        if (!r->ema) {
+            free(r->hist);
+            r->hist = NULL;
+            return CN_ENOMEM;
+        }
+        for (long k = 0; k < r->n_ema; k++) {
+            uint32_t u = (uint32_t)r_i(&b);
+            memcpy(&r->ema[k], &u, 4);
+        }
+    }
+    if (b.bad || b.off != len) {
+        free(r->hist);
+        free(r->ema);
+        r->hist = NULL;
+        r->ema = NULL;
         return CN_EFORMAT;
     }
     return CN_OK;
@@ -233,6 +284,7 @@ static int record_unpack(struct record *r, const void *blob, size_t len)
 
 /* ------------------------------------------------------------- helpers */
 
+/* Monotonic clock in seconds. */
 static double now_s(void)
 {
     struct timespec t;
@@ -275,7 +327,9 @@ static void run_config(const struct cn_train_opts *o, int kind, struct cn_config
     cn_config_default(c, o->task);
     c->hidden = o->hidden;
     c->layers = o->layers;
-    if (o->task == CN_TASK_STEP && kind == SIM_STATIC) {
+    if (o->no_field) {
+        /* ablation: the network does not see the lab-frame field */
+    } else if (o->task == CN_TASK_STEP && kind == SIM_STATIC) {
         c->has_field = 1; /* gravity along +z, given as a unit vector */
         c->field[2] = 1.0;
     } else if (o->task == CN_TASK_STEP && kind == SIM_DYNAMIC) {
@@ -305,6 +359,15 @@ static int check_opts(const struct cn_train_opts *o, const struct cn_data *d, ch
         return cn_fail(err, CN_EARG, "threads %d must be in 0..64", o->threads);
     if (o->traj_step < 1)
         return cn_fail(err, CN_EARG, "steps per frame must be >= 1");
+    if (o->reflect != 0 && o->reflect != 1)
+        return cn_fail(err, CN_EARG, "reflect must be 0 or 1");
+    if (o->reflect && d->kind != SIM_CHARGED)
+        return cn_fail(err, CN_EARG, "reflection augmentation needs mirror-symmetric physics: "
+                       "the %s setting has an external field", sim_kind_name(d->kind));
+    if (o->cosine && (!(o->lr_min >= 0) || !(o->lr_min <= o->lr)))
+        return cn_fail(err, CN_EARG, "the cosine schedule needs 0 <= lr_min <= lr");
+    if (!(o->ema >= 0) || !(o->ema < 1))
+        return cn_fail(err, CN_EARG, "ema must be in [0, 1)");
     if (!d->train.count || !d->valid.count || !d->test.count)
         return cn_fail(err, CN_EARG, "training needs the train, valid and test splits");
     if (o->task == CN_TASK_POSITION && (d->train.frames <= CN_FRAME_OUT ||
@@ -330,6 +393,75 @@ static double mean(const double *a, long n)
     return n > 0 ? s / (double)n : NAN;
 }
 
+/* Remove temporaries {out}[.state|.csv].tmp.<pid> left by a killed run (SIGKILL during a
+ * write cannot clean up; the completed files beside them are intact). */
+static void remove_stale_tmp(const char *out)
+{
+    char dir[4096];
+    const char *slash = strrchr(out, '/');
+    const char *base = slash ? slash + 1 : out;
+    if (slash) {
+        size_t l = (size_t)(slash - out);
+        if (l >= sizeof dir)
+            return;
+        memcpy(dir, out, l);
+        dir[l] = '\0';
+        if (l == 0)
+            strcpy(dir, "/");
+    } else {
+        strcpy(dir, ".");
+    }
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    const size_t bl = strlen(base);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        const char *nm = de->d_name;
+        if (strncmp(nm, base, bl) != 0)
+            continue;
+        const char *rest = nm + bl;
+        if (strncmp(rest, ".state", 6) == 0)
+            rest += 6;
+        else if (strncmp(rest, ".csv", 4) == 0)
+            rest += 4;
+        if (strncmp(rest, ".tmp.", 5) != 0 || !rest[5] || strspn(rest + 5, "0123456789") !=
+                                                           strlen(rest + 5))
+            continue;
+        char path[8200];
+        snprintf(path, sizeof path, "%s/%s", dir, nm);
+        unlink(path);
+    }
+    closedir(d);
+}
+
+/* Options stored in a training state (see clofnet.h). */
+int cn_train_stored_opts(const char *out, struct cn_train_opts *o, char err[CN_ERRLEN])
+{
+    char state_path[4096];
+    if (snprintf(state_path, sizeof state_path, "%s.state", out) >= (int)sizeof state_path)
+        return cn_fail(err, CN_EARG, "output path too long");
+    if (access(state_path, F_OK) != 0)
+        return cn_fail(err, CN_EIO, "nothing to resume: %s does not exist", state_path);
+    struct cn_state s;
+    void *blob = NULL;
+    size_t blen = 0;
+    int has_opt = 0;
+    int st = cn_ckpt_load(state_path, NULL, &s, NULL, &has_opt, &blob, &blen, err);
+    if (st)
+        return st;
+    cn_state_free(&s);
+    struct record r;
+    st = blob && has_opt ? record_unpack(&r, blob, blen) : CN_EFORMAT;
+    free(blob);
+    if (st)
+        return cn_fail(err, st, "%s: not a training state (no resume record)", state_path);
+    *o = r.o;
+    free(r.hist);
+    free(r.ema);
+    return CN_OK;
+}
+
 /* ---------------------------------------------------------------- loop */
 
 /* Train (see clofnet.h). */
@@ -352,6 +484,7 @@ int cn_train(const struct cn_train_opts *o_in, const struct cn_data *d, const ch
     struct cn_config cfg;
     int st;
 
+    remove_stale_tmp(out);
     if (resume) {
         void *blob = NULL;
         size_t blen = 0;
@@ -406,6 +539,19 @@ int cn_train(const struct cn_train_opts *o_in, const struct cn_data *d, const ch
             st = cn_fail(err, CN_ENOMEM, "out of memory");
             goto done;
         }
+        if (r.o.ema > 0) {
+            r.n_ema = s.n_params;
+            r.ema = malloc((size_t)s.n_params * sizeof(float));
+            if (!r.ema) {
+                st = cn_fail(err, CN_ENOMEM, "out of memory");
+                goto done;
+            }
+            memcpy(r.ema, s.param, (size_t)s.n_params * sizeof(float));
+        }
+    }
+    if ((r.o.ema > 0) != (r.n_ema > 0) || (r.n_ema > 0 && r.n_ema != s.n_params)) {
+        st = cn_fail(err, CN_EFORMAT, "%s: moving average does not match the network", state_path);
+        goto done;
     }
     if ((st = check_opts(&r.o, d, err)))
         goto done;
@@ -446,7 +592,8 @@ int cn_train(const struct cn_train_opts *o_in, const struct cn_data *d, const ch
         if (o->stop_after > 0 && ran >= o->stop_after)
             break;
         double t0 = now_s();
-        const double lr = cn_steplr(o->lr, epoch, step_size, o->gamma);
+        const double lr = o->cosine ? cn_cosinelr(o->lr, o->lr_min, epoch, o->epochs)
+                                    : cn_steplr(o->lr, epoch, step_size, o->gamma);
         /* a fresh permutation every epoch, so that only the RNG state carries over */
         for (long k = 0; k < n_train; k++)
             perm[k] = k;
@@ -464,6 +611,19 @@ int cn_train(const struct cn_train_opts *o_in, const struct cn_data *d, const ch
                 goto done;
             }
             cn_gather(&d->train, task, perm + (size_t)b * B, B, bx, bv, bq, bxt, bvt);
+            if (o->reflect)
+                for (int g = 0; g < B; g++) {
+                    if (sim_rng_bounded(&r.rng, 1) == 0)
+                        continue;
+                    /* z -> -z of every vector of the sample: positions, velocities, targets */
+                    for (int i = 0; i < n; i++) {
+                        size_t z = ((size_t)g * n + i) * 3 + 2;
+                        bx[z] = -bx[z];
+                        bv[z] = -bv[z];
+                        bxt[z] = -bxt[z];
+                        bvt[z] = -bvt[z];
+                    }
+                }
             double loss = cn_trainer_grad(tr, &s, B, bx, bv, bq, cfg.has_field ? field : NULL,
                                           bxt, task == CN_TASK_STEP ? bvt : NULL);
             if (!isfinite(loss)) {
@@ -472,14 +632,23 @@ int cn_train(const struct cn_train_opts *o_in, const struct cn_data *d, const ch
                 goto done;
             }
             cn_adamw_step(&s, &aw, lr);
+            if (r.n_ema > 0) {
+                const float beta = (float)o->ema, a = (float)(1.0 - o->ema);
+                for (long k = 0; k < r.n_ema; k++)
+                    r.ema[k] = beta * r.ema[k] + a * s.param[k];
+            }
             loss_sum += loss * B;
         }
         struct cn_epoch_record h = {epoch, loss_sum / ((double)n_batches * B), NAN, NAN, lr, 0};
         int improved = 0;
+        /* the model that is validated, tested and saved: the parameters or their average */
+        struct cn_state model = s;
+        if (r.n_ema > 0)
+            model.param = r.ema;
         if (epoch % o->val_every == 0) {
-            long nv = cn_eval_split(tr, s.param, &cfg, &d->valid, eval_max, mse);
+            long nv = cn_eval_split(tr, model.param, &cfg, &d->valid, eval_max, mse);
             h.val_mse = mean(mse, nv);
-            long nt = cn_eval_split(tr, s.param, &cfg, &d->test, eval_max, mse);
+            long nt = cn_eval_split(tr, model.param, &cfg, &d->test, eval_max, mse);
             h.test_mse = mean(mse, nt);
             if (h.val_mse < r.best_val) {
                 r.best_val = h.val_mse;
@@ -491,7 +660,7 @@ int cn_train(const struct cn_train_opts *o_in, const struct cn_data *d, const ch
         h.seconds = now_s() - t0;
         r.hist[r.hist_len++] = h;
         r.next_epoch = epoch + 1;
-        if (improved && (st = cn_ckpt_save(out, &s, &meta, 0, NULL, 0, err)))
+        if (improved && (st = cn_ckpt_save(out, &model, &meta, 0, NULL, 0, err)))
             goto done;
         struct wbuf wb = {0};
         if ((st = record_pack(&r, &wb))) {
@@ -519,6 +688,7 @@ done:
     cn_trainer_free(tr);
     cn_state_free(&s);
     free(r.hist);
+    free(r.ema);
     free(perm);
     free(mse);
     free(bx);

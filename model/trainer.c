@@ -9,10 +9,16 @@
 
 #include "internal.h"
 
+/* Graphs per forward/backward call inside a thread: small enough that one layer's activations
+ * (about 12 arrays of graphs * n(n-1) * H floats) stay in a 1 MiB L2 cache, large enough for
+ * efficient sgemm. Gradients of the micro-batches are accumulated in order (deterministic).
+ * CN_MICRO_BATCH environment variable overrides it (for benchmarking). */
+#define MICRO_BATCH 16
+
 /* Per-thread buffers and the shared prediction/gradient arrays of a batch. */
 struct cn_trainer {
     struct cn_config cfg;
-    int threads, max_graphs, n;
+    int threads, max_graphs, n, micro;
     struct cn_ws *ws[64];
     float *gbuf[64];     /* gradient buffers of threads 1.. (thread 0 writes s->grad) */
     long n_params;
@@ -49,10 +55,14 @@ int cn_trainer_create(const struct cn_config *c, int max_graphs, int n, int thre
     t->n = n;
     t->n_params = cn_param_count(c);
     int st = CN_OK;
+    t->micro = MICRO_BATCH;
+    const char *env = getenv("CN_MICRO_BATCH");
+    if (env && atoi(env) > 0)
+        t->micro = atoi(env);
     for (int k = 0; k < threads && !st; k++) {
         int first, count;
         share(max_graphs, threads, k, &first, &count);
-        st = cn_ws_create(c, count, n, CN_F32, &t->ws[k], err);
+        st = cn_ws_create(c, count < t->micro ? count : t->micro, n, CN_F32, &t->ws[k], err);
         if (!st && k > 0 && !(t->gbuf[k] = malloc((size_t)t->n_params * sizeof(float))))
             st = cn_fail(err, CN_ENOMEM, "out of memory for gradient buffers");
     }
@@ -76,13 +86,14 @@ int cn_trainer_create(const struct cn_config *c, int max_graphs, int n, int thre
         cn_trainer_free(t);
         return st;
     }
-    /* parallelism comes from splitting the batch; nested BLAS threads would oversubscribe */
-    if (threads > 1)
-        openblas_set_num_threads(1);
+    /* parallelism comes from splitting the batch: OpenBLAS's own threads would oversubscribe,
+     * and on these small matrices they mostly spin in sched_yield */
+    openblas_set_num_threads(1);
     *out = t;
     return CN_OK;
 }
 
+/* Free a trainer and its workspaces. */
 void cn_trainer_free(struct cn_trainer *t)
 {
     if (!t)
@@ -104,6 +115,7 @@ void cn_trainer_free(struct cn_trainer *t)
     free(t);
 }
 
+/* Threads a trainer splits batches across. */
 int cn_trainer_threads(const struct cn_trainer *t) { return t->threads; }
 
 /* Sum of squared differences in double, in index order. */
@@ -134,16 +146,25 @@ double cn_trainer_grad(struct cn_trainer *t, struct cn_state *s, int graphs, con
         float *g = k == 0 ? s->grad : t->gbuf[k];
         if (k > 0)
             memset(g, 0, (size_t)s->n_params * sizeof(float));
-        cn_forward(t->ws[k], s->param, cnt, x + o, v + o, q + (size_t)first * n, field,
-                   t->xo + o, step ? t->vo + o : NULL);
-        t->part[k][0] = sq_sum(nb, t->xo + o, x_target + o);
-        t->part[k][1] = step ? sq_sum(nb, t->vo + o, v_target + o) : 0;
-        for (size_t j = 0; j < nb; j++) {
-            t->dxo[o + j] = (float)(2.0 * ((double)t->xo[o + j] - x_target[o + j]) / count);
+        double px = 0, pv = 0;
+        for (int m0 = 0; m0 < cnt; m0 += t->micro) {
+            const int mc = cnt - m0 < t->micro ? cnt - m0 : t->micro;
+            const size_t om = o + (size_t)m0 * n * 3, nm = (size_t)mc * n * 3;
+            cn_forward(t->ws[k], s->param, mc, x + om, v + om, q + (size_t)(first + m0) * n, field,
+                       t->xo + om, step ? t->vo + om : NULL);
+            px += sq_sum(nm, t->xo + om, x_target + om);
             if (step)
-                t->dvo[o + j] = (float)(2.0 * ((double)t->vo[o + j] - v_target[o + j]) / count);
+                pv += sq_sum(nm, t->vo + om, v_target + om);
+            for (size_t j = om; j < om + nm; j++) {
+                t->dxo[j] = (float)(2.0 * ((double)t->xo[j] - x_target[j]) / count);
+                if (step)
+                    t->dvo[j] = (float)(2.0 * ((double)t->vo[j] - v_target[j]) / count);
+            }
+            cn_backward(t->ws[k], s->param, t->dxo + om, step ? t->dvo + om : NULL, g, NULL, NULL);
         }
-        cn_backward(t->ws[k], s->param, t->dxo + o, step ? t->dvo + o : NULL, g, NULL, NULL);
+        t->part[k][0] = px;
+        t->part[k][1] = pv;
+        (void)nb;
 #pragma omp barrier
         /* fixed-order reduction, each thread summing its own slice of the parameters */
         long pf = s->n_params * k / T, pl = s->n_params * (k + 1) / T;
@@ -174,9 +195,12 @@ void cn_trainer_predict(struct cn_trainer *t, const float *param, int graphs, co
     {
         int k = omp_get_thread_num(), first, cnt;
         share(graphs, T, k, &first, &cnt);
-        size_t o = (size_t)first * nb1;
-        cn_forward(t->ws[k], param, cnt, x + o, v + o, q + (size_t)first * n, field, t->xo + o,
-                   step ? t->vo + o : NULL);
+        for (int m0 = first; m0 < first + cnt; m0 += t->micro) {
+            const int mc = first + cnt - m0 < t->micro ? first + cnt - m0 : t->micro;
+            const size_t om = (size_t)m0 * nb1;
+            cn_forward(t->ws[k], param, mc, x + om, v + om, q + (size_t)m0 * n, field, t->xo + om,
+                       step ? t->vo + om : NULL);
+        }
         if (sample_mse && x_target)
             for (int g = first; g < first + cnt; g++) {
                 double e = sq_sum(nb1, t->xo + g * nb1, x_target + g * nb1) / (double)nb1;

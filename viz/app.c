@@ -107,7 +107,7 @@ static void learned_call(struct viz_app *a)
     int rc = a->stepper.step(a->stepper.ctx, a->n, a->truth.q, a->lx1, a->lv1, err);
     if (rc != 0) {
         a->learned_ok = 0;
-        snprintf(a->status, sizeof a->status, "learned step failed at step %ld: %s", a->learned_base,
+        snprintf(a->status, sizeof a->status, "learned step failed at step %ld: %.200s", a->learned_base,
                  err[0] ? err : "no message");
         return;
     }

@@ -25,9 +25,11 @@ static const char usage_text[] =
     "  --assets DIR        shaders and models (default: found next to the executable or the source tree)\n"
     "  --size WxH          window size in window pixels (default 1280x720)\n"
     "  --speed S           simulation steps per second, 10..20000 (default 500)\n"
-    "  --msaa N            multisampling: 0, 2, 4 or 8 samples (default 4)\n"
+    "  --msaa N            multisampling: 0, 2, 4 or 8 samples (default: 4 for --screenshot and\n"
+    "                      --record; otherwise 4 on a GPU, 0 on a software renderer such as llvmpipe)\n"
     "  --no-ui             scene only: no text, plot or axes\n"
     "  --no-trails         start with trails off\n"
+    "  --show-help         start with the help panel open\n"
     "  --screenshot FILE   render after --steps steps, write FILE (PNG) and exit; no window is shown\n"
     "  --record DIR        write every frame as DIR/frame_NNNNNN.png (with --steps: headless, until N steps)\n"
     "  --steps N           simulation steps before the screenshot, or the length of a recording\n"
@@ -67,7 +69,7 @@ int viz_options_parse(struct viz_options *o, int argc, char **argv, char err[VIZ
     o->width = 1280;
     o->height = 720;
     o->speed = VIZ_SPEED_DEFAULT;
-    o->msaa = 4;
+    o->msaa = VIZ_MSAA_AUTO;
     o->ui = 1;
     o->trails = 1;
     for (int i = 1; i < argc; i++) {
@@ -93,6 +95,10 @@ int viz_options_parse(struct viz_options *o, int argc, char **argv, char err[VIZ
         }
         if (!strcmp(name, "--no-trails")) {
             o->trails = 0;
+            continue;
+        }
+        if (!strcmp(name, "--show-help")) {
+            o->show_help = 1;
             continue;
         }
         static const char *const valued[] = {"--sim", "--model", "--bodies", "--seed", "--assets",
@@ -232,9 +238,7 @@ int viz_find_assets(const char *given, char *out, size_t len, char err[VIZ_ERRLE
             if (snprintf(cand, sizeof cand, "%s%s", exe, rel[k]) >= (int)sizeof cand)
                 continue;
             if (has_shaders(cand)) {
-                char *real = realpath(cand, NULL);
-                snprintf(out, len, "%s", real ? real : cand);
-                free(real);
+                snprintf(out, len, "%s", cand);
                 return VIZ_OK;
             }
         }

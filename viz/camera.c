@@ -187,9 +187,9 @@ void viz_layout_compute(struct viz_layout *l, int win_w, int win_h, int fb_w, in
     l->dpi_scale = win_w > 0 ? (float)fb_w / (float)win_w : 1.0f;
     if (l->dpi_scale < 1.0f)
         l->dpi_scale = 1.0f;
-    (void)win_h;
-    /* Twice the font's own pixels reads well on ordinary screens; tiny windows get 1x. */
-    int base = win_w >= 640 ? 2 : 1;
+    /* Twice the font's own pixels reads well on ordinary windows; smaller ones get 1x so the
+     * headings (up to ~46 columns beside the axes) still fit in half the width. */
+    int base = win_w >= 1200 && win_h >= 600 ? 2 : 1;
     l->text_scale = (int)lroundf((float)base * l->dpi_scale);
     if (l->text_scale < 1)
         l->text_scale = 1;
@@ -197,14 +197,18 @@ void viz_layout_compute(struct viz_layout *l, int win_w, int win_h, int fb_w, in
     if (l->gap >= fb_w)
         l->gap = 0;
     int w = (fb_w - l->gap) / 2;
+    /* Both viewports start at even columns, so that the 2 x 2 pixel blocks screen-space
+     * derivatives are taken over line up alike and both halves rasterise identically. */
+    if ((fb_w - w) % 2 != 0 && w > 1)
+        w--;
     l->view[0] = (struct viz_rect){0, 0, w, fb_h};
     l->view[1] = (struct viz_rect){fb_w - w, 0, w, fb_h};
     int margin = 8 * l->text_scale;
-    int pw = (int)(0.42f * (float)w);
-    int pmax = (int)(230.0f * (float)l->text_scale);
+    int pw = (int)(0.5f * (float)w);
+    int pmax = (int)(220.0f * (float)l->text_scale);
     if (pw > pmax)
         pw = pmax;
-    int ph = pw / 2;
+    int ph = (int)(0.6f * (float)pw);
     if (ph > fb_h / 3)
         ph = fb_h / 3;
     l->plot = (struct viz_rect){l->view[1].x + w - pw - margin, margin, pw, ph};

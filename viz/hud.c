@@ -5,12 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Paper name and force law of each setting (SPEC §1). */
-static const char *const setting_desc[3] = {
-    "ES: Coulomb",
-    "G+ES: Coulomb + uniform field",
-    "L+ES: Coulomb + Lorentz force",
-};
+/* Paper name of each setting (SPEC §1). */
+static const char *const setting_desc[3] = {"ES", "G+ES", "L+ES"};
 
 static const char *const help_text[] = {
     "Controls",
@@ -29,8 +25,9 @@ static const char *const help_text[] = {
     "",
     "Left: the simulator (ground truth).",
     "Right: the learned integrator from the",
-    "same start, one model call per 100 steps,",
-    "drawn interpolated in between.",
+    "same start, one model call per learned",
+    "step (100 simulation steps), drawn",
+    "interpolated in between.",
     "Plot: position MSE between the two.",
 };
 
@@ -43,11 +40,13 @@ void viz_hud_compose(struct viz_hud *h, const struct viz_app *a, const char *mod
     snprintf(h->title[1], VIZ_HUD_LEN, "LEARNED");
     snprintf(h->sub[1], VIZ_HUD_LEN, "%s, 1 call = %d steps", model_name ? model_name : "model",
              a->stepper.horizon);
-    snprintf(h->info[0], VIZ_HUD_LEN, "%s  %s  |  %d bodies  |  seed %u", sim_kind_name(kind),
+    snprintf(h->info[0], VIZ_HUD_LEN, "%s (%s)  |  %d bodies  |  seed %u", sim_kind_name(kind),
              setting_desc[kind], a->n, (unsigned)a->seed);
     snprintf(h->info[1], VIZ_HUD_LEN, "t %.3f  step %ld  |  %d steps/s%s", a->t * SIM_DT, a->step,
              a->speed, a->paused ? "  |  PAUSED" : "");
-    if (kind == SIM_STATIC)
+    if (kind == SIM_CHARGED)
+        snprintf(h->info[2], VIZ_HUD_LEN, "force: Coulomb between every pair, no field");
+    else if (kind == SIM_STATIC)
         snprintf(h->info[2], VIZ_HUD_LEN, "field: %g along +z (green arrows)", SIM_GRAVITY);
     else if (kind == SIM_DYNAMIC)
         snprintf(h->info[2], VIZ_HUD_LEN, "field: B = (%g, %g, %g) (violet arrows)", SIM_BFIELD, SIM_BFIELD,
@@ -57,7 +56,7 @@ void viz_hud_compose(struct viz_hud *h, const struct viz_app *a, const char *mod
         snprintf(h->error, VIZ_HUD_LEN, "position MSE %.3e  (t %.1f)", a->mse, a->mse_step * SIM_DT);
     else
         snprintf(h->error, VIZ_HUD_LEN, "learned side stopped  (last MSE %.3e)", a->mse);
-    snprintf(h->status, VIZ_HUD_LEN, "%s", a->status);
+    snprintf(h->status, VIZ_HUD_LEN, "%.*s", VIZ_HUD_LEN - 1, a->status);
     int lines = (int)(sizeof help_text / sizeof help_text[0]);
     for (int k = 0; k < lines && k < VIZ_HUD_LINES; k++)
         snprintf(h->help[k], VIZ_HUD_LEN, "%s", help_text[k]);

@@ -4,6 +4,7 @@
 
 #include "clofnet.h"
 
+#include <cblas.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,6 +37,9 @@ int viz_model_open(struct viz_model *vm, const char *path, char err[VIZ_ERRLEN])
         cn_model_free(m);
         return VIZ_EMODEL;
     }
+    /* One small graph per call: OpenBLAS threads cannot speed it up, and between calls they
+     * spin (sched_yield) on the cores the software renderer needs. */
+    openblas_set_num_threads(1);
     vm->model = m;
     vm->sim_kind = info.sim_kind;
     vm->n_bodies = info.n_bodies;
@@ -58,7 +62,7 @@ static int model_step(void *ctx, int n, const double *q, double *x, double *v, c
     struct viz_model *vm = ctx;
     int rc = cn_integrator_step(vm->model, n, q, x, v);
     if (rc != 0)
-        snprintf(err, VIZ_ERRLEN, "cn_integrator_step returned %d", rc);
+        snprintf(err, VIZ_ERRLEN, "cn_integrator_step: %s (status %d)", cn_strerror(rc), rc);
     return rc;
 }
 

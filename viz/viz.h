@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "sim.h"
 
@@ -214,8 +215,8 @@ void viz_model_stepper(struct viz_model *vm, struct viz_stepper *out);
 
 /* ----------------------------------------------------------- application */
 
-#define VIZ_TRAIL_LEN 160   /* Trail points kept per body. */
-#define VIZ_TRAIL_EVERY 10  /* Simulation steps between trail points. */
+#define VIZ_TRAIL_LEN 100   /* Trail points kept per body. */
+#define VIZ_TRAIL_EVERY 15  /* Simulation steps between trail points (trails span 1500 steps). */
 #define VIZ_HISTORY_MAX 65536 /* Error-plot points kept; when full, every other point is dropped. */
 #define VIZ_DIVERGED 1e6    /* A learned coordinate beyond this (or not finite) stops the learned side. */
 
@@ -319,9 +320,11 @@ struct viz_options {
     long steps;         /* --steps N, -1 if not given */
     int width, height;  /* --size WxH, window pixels. Default: 1280 x 720. */
     int speed;          /* --speed S, simulation steps per second. Default: VIZ_SPEED_DEFAULT. */
-    int msaa;           /* --msaa N samples (0, 2, 4 or 8). Default: 4. */
+    int msaa;           /* --msaa N samples (0, 2, 4 or 8). Default: VIZ_MSAA_AUTO (4 for
+                           --screenshot and --record, else 4 on a GPU and 0 in software). */
     int ui;             /* 0 with --no-ui: scene only, no text, plot or gizmo */
     int trails;         /* 0 with --no-trails */
+    int show_help;      /* --show-help: start with the help panel open */
     long bench_frames;  /* --bench-frames N, 0 if not given */
     int help;           /* --help */
 };
@@ -375,22 +378,27 @@ struct viz_frame {
     float floor_below;         /* The floor grid lies this far below the camera target, world units. */
 };
 
+/* Multisampling chosen by the renderer: 4 samples on a GPU, none on a software rasteriser. */
+#define VIZ_MSAA_AUTO (-1)
+
 /* Load OpenGL 3.3 core functions, compile the shaders in shader_dir, build meshes
- * and the font texture; msaa samples (0 for none). */
+ * and the font texture; msaa samples (0 for none, or VIZ_MSAA_AUTO). direct: frames go
+ * straight into the window's back buffer (visible windows; it needs a depth buffer);
+ * otherwise into a framebuffer of the renderer's own (hidden windows have no defined pixels). */
 int viz_render_create(struct viz_renderer **out, viz_getproc_fn getproc, const char *shader_dir,
-                      int msaa, char err[VIZ_ERRLEN]);
+                      int msaa, int direct, char err[VIZ_ERRLEN]);
 void viz_render_destroy(struct viz_renderer *r);
 /* Recompile the shaders; on failure the message holds the info log and the previous
  * programs stay in use. */
 int viz_render_reload(struct viz_renderer *r, char err[VIZ_ERRLEN]);
-/* Draw a frame into the renderer's own framebuffer (the layout's size). */
+/* Draw a frame (the layout's size) into the window's back buffer or the own framebuffer. */
 int viz_render_frame(struct viz_renderer *r, const struct viz_frame *f, char err[VIZ_ERRLEN]);
-/* Copy the last frame to the window's framebuffer. */
-void viz_render_present(struct viz_renderer *r);
 /* Read the last frame as RGBA, top row first, into rgba[fb_w * fb_h * 4]. */
 void viz_render_read(struct viz_renderer *r, unsigned char *rgba);
 /* Wait until the GPU has finished (for timing). */
 void viz_render_finish(struct viz_renderer *r);
+/* Samples per pixel in use (0: no multisampling). */
+int viz_render_samples(const struct viz_renderer *r);
 /* "renderer, version" strings of the context. */
 void viz_render_describe(struct viz_renderer *r, char *out, size_t len);
 
@@ -417,7 +425,31 @@ void viz_platform_sleep(double seconds);
 /* --------------------------------------------------------- the viewer */
 
 /* Run nbody-view with parsed options: interactive, --screenshot, --record or
- * --bench-frames. Returns VIZ_OK or a status with a message for the user. */
-int viz_run(const struct viz_options *o, char err[VIZ_ERRLEN]);
+ * --bench-frames. Results (benchmark numbers) go to `out`, warnings and progress to
+ * `log`. Returns VIZ_OK or a status with a message for the user in err. */
+int viz_run(const struct viz_options *o, FILE *out, FILE *log, char err[VIZ_ERRLEN]);
+
+/* ----------------------------------------------------------------- plots */
+
+#define VIZ_PLOT_MAX_SERIES 8
+
+/* One line of a chart: count points (x[i], y[i]); non-finite points break the line. */
+struct viz_plot_series {
+    const char *name;     /* legend text */
+    const double *x, *y;
+    int count;
+    unsigned char rgb[3]; /* line colour */
+};
+
+/* A line chart of up to VIZ_PLOT_MAX_SERIES series. */
+struct viz_plot {
+    const char *title, *xlabel, *ylabel;
+    int log_y; /* 1: logarithmic y axis in decades (non-positive values are skipped) */
+    int nseries;
+    struct viz_plot_series series[VIZ_PLOT_MAX_SERIES];
+};
+
+/* Draw the chart on the CPU (960 x 600, built-in font) and write it as a PNG, atomically. */
+int viz_plot_png(const char *path, const struct viz_plot *p, char err[VIZ_ERRLEN]);
 
 #endif

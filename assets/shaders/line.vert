@@ -1,4 +1,4 @@
-// line.vert: coloured world-space geometry (grid, trails, arrows, shadows); the world
+// line.vert: coloured world-space geometry (grid, trails, arrows, footprints); the world
 // position goes on to the fragment shader for the fade around the camera target.
 #version 330 core
 layout(location = 0) in vec3 a_pos;

@@ -1,0 +1,189 @@
+/* nbody_eval.c: nbody-eval, the MSE of a trained ClofNet checkpoint on one split of a dataset,
+ * with its spread over samples; --json prints one JSON object (a thin main over the library). */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clofnet.h"
+#include "eval_rollout.h"
+#include "sim.h"
+
+/* Print the usage. */
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: nbody-eval --model CKPT --data DIR [--split test|valid|train] [--json]\n"
+            "Mean squared error of a ClofNet checkpoint on a dataset split: position task,\n"
+            "frame 30 -> 40 of every trajectory; step task, frame pairs k -> k+1 (positions +\n"
+            "velocities). Also the spread over samples (std, standard error, quantiles).\n"
+            "\n"
+            "  --model CKPT     checkpoint written by nbody-train\n"
+            "  --data DIR       dataset directory\n"
+            "  --split S        test, valid or train [test]\n"
+            "  --max-samples N  step task: pairs evaluated, spread over the split, 0 = all [0]\n"
+            "  --threads N      threads [1]\n"
+            "  --json           one line of JSON: {\"mse\": ..., ...}\n"
+            "\n"
+            "Rollout mode (step models): run the learned integrator free, fed only its own\n"
+            "predictions, and compare with the ground truth and with x + v t:\n"
+            "  --rollout K      model steps to roll out (K <= 48 - F)\n"
+            "  --start F        dataset frame to start from [0]\n"
+            "  --max-traj N     trajectories rolled out, 0 = the whole split [0]\n"
+            "  --plot PREFIX    writes PREFIX.csv and PREFIX.png [rollout]\n"
+            "  With --json: {\"clofnet\": [...], \"constant_velocity\": [...], ...}\n"
+            "  --help           this text\n");
+}
+
+/* Parse a non-negative integer option or exit. */
+static long parse_int(const char *name, const char *s, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "nbody-eval: --%s '%s' must be an integer in %ld..%ld\n", name, s, lo, hi);
+        exit(2);
+    }
+    return v;
+}
+
+/* qsort order of doubles. */
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Quantile of sorted values (linear interpolation, as numpy's default). */
+static double quantile(const double *s, long n, double p)
+{
+    double pos = p * (double)(n - 1);
+    long i = (long)pos;
+    if (i >= n - 1)
+        return s[n - 1];
+    return s[i] + (pos - (double)i) * (s[i + 1] - s[i]);
+}
+
+/* Parse options, load model and split, print the MSE and its spread. */
+int main(int argc, char **argv)
+{
+    const char *model = NULL, *data = NULL, *split = "test";
+    int json = 0, threads = 1;
+    long max_samples = 0, max_traj = 0;
+    int rollout = 0, start = 0;
+    const char *plot = "rollout";
+    static const struct option lo[] = {
+        {"rollout", required_argument, 0, 'R'}, {"start", required_argument, 0, 'S'},
+        {"max-traj", required_argument, 0, 'T'}, {"plot", required_argument, 0, 'P'},
+        {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
+        {"split", required_argument, 0, 's'}, {"json", no_argument, 0, 'J'},
+        {"threads", required_argument, 0, 'j'}, {"max-samples", required_argument, 0, 'n'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'm': model = optarg; break;
+        case 'd': data = optarg; break;
+        case 's': split = optarg; break;
+        case 'J': json = 1; break;
+        case 'j': threads = (int)parse_int("threads", optarg, 1, 64); break;
+        case 'n': max_samples = parse_int("max-samples", optarg, 0, 1L << 40); break;
+        case 'R': rollout = (int)parse_int("rollout", optarg, 1, 100000); break;
+        case 'S': start = (int)parse_int("start", optarg, 0, 100000); break;
+        case 'T': max_traj = parse_int("max-traj", optarg, 0, 1L << 40); break;
+        case 'P': plot = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "nbody-eval: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!model || !data) {
+        fprintf(stderr, "nbody-eval: --model CKPT and --data DIR are required (see --help)\n");
+        return 2;
+    }
+    int which = strcmp(split, "test") == 0    ? CN_SPLIT_TEST
+                : strcmp(split, "valid") == 0 ? CN_SPLIT_VALID
+                : strcmp(split, "train") == 0 ? CN_SPLIT_TRAIN
+                                              : 0;
+    if (!which) {
+        fprintf(stderr, "nbody-eval: --split '%s' must be test, valid or train\n", split);
+        return 2;
+    }
+    if (rollout) {
+        struct eval_rollout_opts ro = {.model = model, .data = data, .split = split,
+                                       .prefix = plot, .start = start, .steps = rollout,
+                                       .threads = threads, .json = json, .max_traj = max_traj};
+        return eval_rollout(&ro);
+    }
+    char err[CN_ERRLEN];
+    struct cn_model *m;
+    if (cn_model_load(model, &m, err)) {
+        fprintf(stderr, "nbody-eval: %s\n", err);
+        return 1;
+    }
+    const struct cn_state *s = cn_model_state(m);
+    struct cn_data d;
+    if (cn_data_load(data, which, 0, &d, err)) {
+        fprintf(stderr, "nbody-eval: %s\n", err);
+        cn_model_free(m);
+        return 1;
+    }
+    const struct cn_split *sp = which == CN_SPLIT_TEST ? &d.test
+                                : which == CN_SPLIT_VALID ? &d.valid : &d.train;
+    int rc = 1;
+    double *mse = NULL;
+    struct cn_trainer *t = NULL;
+    long total = cn_task_samples(sp, s->cfg.task);
+    if (total < 1) {
+        fprintf(stderr, "nbody-eval: the %s split has no sample for this task (%d frames; the "
+                "position task needs frame %d)\n", split, sp->frames, CN_FRAME_OUT);
+        goto done;
+    }
+    if (cn_trainer_create(&s->cfg, 128, d.n, threads, &t, err)) {
+        fprintf(stderr, "nbody-eval: %s\n", err);
+        goto done;
+    }
+    mse = malloc((size_t)total * sizeof *mse);
+    if (!mse) {
+        fprintf(stderr, "nbody-eval: out of memory\n");
+        goto done;
+    }
+    long cnt = cn_eval_split(t, s->param, &s->cfg, sp, max_samples, mse);
+    double sum = 0, sq = 0;
+    for (long k = 0; k < cnt; k++)
+        sum += mse[k];
+    double mean = sum / (double)cnt;
+    for (long k = 0; k < cnt; k++)
+        sq += (mse[k] - mean) * (mse[k] - mean);
+    double sd = cnt > 1 ? sqrt(sq / (double)(cnt - 1)) : 0, se = sd / sqrt((double)cnt);
+    if (!isfinite(mean)) {
+        fprintf(stderr, "nbody-eval: the MSE is not finite (%g)\n", mean);
+        goto done;
+    }
+    qsort(mse, (size_t)cnt, sizeof *mse, cmp_double);
+    const char *task = s->cfg.task == CN_TASK_STEP ? "step" : "position";
+    if (json)
+        printf("{\"mse\": %.9g, \"std\": %.9g, \"stderr\": %.9g, \"median\": %.9g, \"p90\": %.9g, "
+               "\"max\": %.9g, \"samples\": %ld, \"split\": \"%s\", \"task\": \"%s\", "
+               "\"dataset\": \"%s\", \"n_params\": %ld}\n",
+               mean, sd, se, quantile(mse, cnt, 0.5), quantile(mse, cnt, 0.9), mse[cnt - 1], cnt,
+               split, task, d.suffix, s->n_params);
+    else
+        printf("%s MSE %.6f over %ld samples (%s task): std %.6f, standard error %.6f, median "
+               "%.6f, 90%% %.6f, max %.6f\n",
+               split, mean, cnt, task, sd, se, quantile(mse, cnt, 0.5), quantile(mse, cnt, 0.9),
+               mse[cnt - 1]);
+    rc = 0;
+done:
+    free(mse);
+    cn_trainer_free(t);
+    cn_data_free(&d);
+    cn_model_free(m);
+    return rc;
+}

@@ -1,0 +1,262 @@
+/* nbody_train.c: nbody-train, trains ClofNet on an N-body dataset with the paper's protocol
+ * by default (a thin main over cn_train: options, progress lines, signals, exit codes). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "clofnet.h"
+#include "sim.h"
+
+static volatile sig_atomic_t g_interrupt;
+
+/* Ctrl-C / kill: finish nothing, keep the last completed epoch. */
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_interrupt = 1;
+}
+
+/* Print the usage. */
+static void usage(FILE *f)
+{
+    struct cn_train_opts o;
+    cn_train_opts_default(&o);
+    fprintf(f,
+            "usage: nbody-train --data DIR --out CKPT [options]\n"
+            "Train ClofNet on the N-body dataset in DIR (the .npy files of nbody-gen or the\n"
+            "reference generator). Writes CKPT (model of the best validation MSE), CKPT.state\n"
+            "(full state after the last completed epoch, for --resume) and CKPT.csv (history).\n"
+            "\n"
+            "  --data DIR           dataset directory (exactly one dataset in it)\n"
+            "  --out CKPT           output checkpoint\n"
+            "  --resume             continue from CKPT.state with its stored options\n"
+            "  --task T             position (frame 30 -> 40) or step (frame k -> k+1) [position]\n"
+            "  --epochs N           [%d]\n"
+            "  --batch N            graphs per batch, last partial batch dropped [%d]\n"
+            "  --max-train N        training trajectories used [%d]\n"
+            "  --lr X               AdamW learning rate [%g]\n"
+            "  --weight-decay X     AdamW decoupled weight decay [%g]\n"
+            "  --gamma X            StepLR factor [%g]\n"
+            "  --lr-step N          StepLR period in epochs, 0 = epochs/8 [0]\n"
+            "  --val-every N        validate and test every N epochs [%d]\n"
+            "  --seed N             initialisation and shuffling seed [%u]\n"
+            "  --threads N          threads splitting each batch, 0 = min(2, cores) [0]\n"
+            "  --hidden N           hidden width [%d]\n"
+            "  --layers N           message-passing layers [%d]\n"
+            "  --pairs-per-epoch N  step task: training pairs drawn per epoch, 0 = all [%ld]\n"
+            "  --eval-pairs N       step task: validation/test pairs, 0 = all [%ld]\n"
+            "  --stop-after N       stop after N epochs of this run (resume later) [0 = never]\n"
+            "  --reflect            mirror half the training samples (z -> -z): data augmentation\n"
+            "  --no-field           step task, static/dynamic data: leave the field input out (ablation)\n"
+            "  --cosine             cosine learning-rate decay to --lr-min instead of StepLR\n"
+            "  --lr-min X           final learning rate of --cosine [0]\n"
+            "  --ema BETA           validate and save a moving average of the weights [0 = off]\n"
+            "  --quiet              no per-epoch lines\n"
+            "  --help               this text\n",
+            o.epochs, o.batch, o.max_train, o.lr, o.weight_decay, o.gamma, o.val_every, o.seed,
+            o.hidden, o.layers, o.pairs_per_epoch, o.eval_pairs);
+}
+
+/* Parse an integer option in [lo, hi] or exit. */
+static long parse_int(const char *name, const char *s, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        fprintf(stderr, "nbody-train: --%s '%s' must be an integer in %ld..%ld\n", name, s, lo, hi);
+        exit(2);
+    }
+    return v;
+}
+
+/* Parse a finite number option or exit. */
+static double parse_real(const char *name, const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) {
+        fprintf(stderr, "nbody-train: --%s '%s' is not a number\n", name, s);
+        exit(2);
+    }
+    return v;
+}
+
+struct progress_ctx {
+    int quiet;
+};
+
+/* One line per epoch. */
+static void progress(void *user, const struct cn_epoch_record *r, int epochs, double best_val,
+                     double best_test, int best_epoch)
+{
+    const struct progress_ctx *p = user;
+    if (p->quiet)
+        return;
+    printf("epoch %4d/%d  train %.6f", r->epoch, epochs, r->train_loss);
+    if (!isnan(r->val_mse))
+        printf("  val %.6f  test %.6f  (best val %.6f test %.6f @%d)", r->val_mse, r->test_mse,
+               best_val, best_test, best_epoch);
+    printf("  lr %.6g  %.2f s\n", r->lr, r->seconds);
+    fflush(stdout);
+}
+
+/* Parse options, load the dataset, train, report. */
+int main(int argc, char **argv)
+{
+    struct cn_train_opts o;
+    cn_train_opts_default(&o);
+    const char *data = NULL, *out = NULL;
+    int resume = 0;
+    struct progress_ctx pc = {0};
+    static const struct option lo[] = {
+        {"data", required_argument, 0, 'd'},    {"out", required_argument, 0, 'o'},
+        {"resume", no_argument, 0, 'R'},        {"task", required_argument, 0, 'T'},
+        {"epochs", required_argument, 0, 'e'},  {"batch", required_argument, 0, 'b'},
+        {"max-train", required_argument, 0, 'm'}, {"max-samples", required_argument, 0, 'm'},
+        {"lr", required_argument, 0, 'l'},      {"weight-decay", required_argument, 0, 'w'},
+        {"gamma", required_argument, 0, 'g'},   {"lr-step", required_argument, 0, 's'},
+        {"val-every", required_argument, 0, 'v'}, {"seed", required_argument, 0, 'S'},
+        {"threads", required_argument, 0, 'j'}, {"hidden", required_argument, 0, 'H'},
+        {"layers", required_argument, 0, 'L'},  {"pairs-per-epoch", required_argument, 0, 'p'},
+        {"eval-pairs", required_argument, 0, 'P'}, {"stop-after", required_argument, 0, 'X'},
+        {"no-field", no_argument, 0, 'Z'},      {"reflect", no_argument, 0, 'F'},       {"cosine", no_argument, 0, 'C'},
+        {"lr-min", required_argument, 0, 'N'},  {"ema", required_argument, 0, 'A'},
+        {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 'o': out = optarg; break;
+        case 'R': resume = 1; break;
+        case 'T':
+            if (strcmp(optarg, "position") == 0)
+                o.task = CN_TASK_POSITION;
+            else if (strcmp(optarg, "step") == 0)
+                o.task = CN_TASK_STEP;
+            else {
+                fprintf(stderr, "nbody-train: --task '%s' must be position or step\n", optarg);
+                return 2;
+            }
+            break;
+        case 'e': o.epochs = (int)parse_int("epochs", optarg, 1, 1000000); break;
+        case 'b': o.batch = (int)parse_int("batch", optarg, 1, 65536); break;
+        case 'm': o.max_train = (int)parse_int("max-train", optarg, 1, INT_MAX); break;
+        case 'l': o.lr = parse_real("lr", optarg); break;
+        case 'w': o.weight_decay = parse_real("weight-decay", optarg); break;
+        case 'g': o.gamma = parse_real("gamma", optarg); break;
+        case 's': o.lr_step = (int)parse_int("lr-step", optarg, 0, 1000000); break;
+        case 'v': o.val_every = (int)parse_int("val-every", optarg, 1, 1000000); break;
+        case 'S': o.seed = (uint32_t)parse_int("seed", optarg, 0, 4294967295L); break;
+        case 'j': o.threads = (int)parse_int("threads", optarg, 0, 64); break;
+        case 'H': o.hidden = (int)parse_int("hidden", optarg, 2, CN_MAX_HIDDEN); break;
+        case 'L': o.layers = (int)parse_int("layers", optarg, 1, CN_MAX_LAYERS); break;
+        case 'p': o.pairs_per_epoch = parse_int("pairs-per-epoch", optarg, 0, LONG_MAX); break;
+        case 'P': o.eval_pairs = parse_int("eval-pairs", optarg, 0, LONG_MAX); break;
+        case 'X': o.stop_after = (int)parse_int("stop-after", optarg, 0, 1000000); break;
+        case 'F': o.reflect = 1; break;
+        case 'Z': o.no_field = 1; break;
+        case 'C': o.cosine = 1; break;
+        case 'N': o.lr_min = parse_real("lr-min", optarg); break;
+        case 'A': o.ema = parse_real("ema", optarg); break;
+        case 'q': pc.quiet = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "nbody-train: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!data || !out) {
+        fprintf(stderr, "nbody-train: --data DIR and --out CKPT are required (see --help)\n");
+        return 2;
+    }
+    if (o.hidden % 2) {
+        fprintf(stderr, "nbody-train: --hidden %d must be even\n", o.hidden);
+        return 2;
+    }
+    /* fail before loading data when the output cannot be written */
+    {
+        char probe[4200];
+        snprintf(probe, sizeof probe, "%s.tmp.%ld", out, (long)getpid());
+        int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0644);
+        if (fd < 0) {
+            fprintf(stderr, "nbody-train: cannot write %s: %s\n", out, strerror(errno));
+            return 1;
+        }
+        close(fd);
+        unlink(probe);
+    }
+
+    char err[CN_ERRLEN];
+    if (resume) {
+        /* the data must be loaded as the run being resumed loaded it */
+        struct cn_train_opts stored;
+        if (cn_train_stored_opts(out, &stored, err)) {
+            fprintf(stderr, "nbody-train: %s\n", err);
+            return 1;
+        }
+        int threads = o.threads, stop_after = o.stop_after;
+        o = stored;
+        o.threads = threads;
+        o.stop_after = stop_after;
+    }
+    struct cn_data d;
+    int st = cn_data_load(data, CN_SPLIT_TRAIN | CN_SPLIT_VALID | CN_SPLIT_TEST, o.max_train, &d,
+                          err);
+    if (st) {
+        fprintf(stderr, "nbody-train: %s\n", err);
+        return 1;
+    }
+    if (!pc.quiet) {
+        struct cn_config cfg;
+        cn_config_default(&cfg, o.task);
+        cfg.hidden = o.hidden;
+        cfg.layers = o.layers;
+        cfg.has_field = o.task == CN_TASK_STEP && d.kind != SIM_CHARGED && !o.no_field;
+        printf("dataset %s/*%s: %s, %d bodies, %d/%d/%d trajectories of %d frames\n", data,
+               d.suffix, sim_kind_name(d.kind), d.n, d.train.count, d.valid.count, d.test.count,
+               d.train.frames);
+        if (!resume)
+            printf("ClofNet %s task, hidden %d, %d layers: %ld parameters\n",
+                   o.task == CN_TASK_STEP ? "step" : "position", o.hidden, o.layers,
+                   cn_param_count(&cfg));
+        else
+            printf("resuming from %s.state\n", out);
+        fflush(stdout);
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    struct cn_train_result res;
+    st = cn_train(&o, &d, out, resume, &g_interrupt, progress, &pc, &res, err);
+    cn_data_free(&d);
+    if (st == CN_EINTR) {
+        fprintf(stderr, "nbody-train: %s; continue with --resume\n", err);
+        return 130;
+    }
+    if (st) {
+        fprintf(stderr, "nbody-train: %s\n", err);
+        return 1;
+    }
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("parameters %ld; epochs done %d; best validation MSE %.6f at epoch %d; test MSE at "
+           "that epoch %.6f; peak RSS %.1f MiB\n", res.n_params, res.epochs_done, res.best_val,
+           res.best_epoch, res.best_test, ru.ru_maxrss / 1024.0);
+    return 0;
+}

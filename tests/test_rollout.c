@@ -99,7 +99,8 @@ static void check_model(const char *file, int kind)
     print_message("%s: horizon %d position MSE %.4g (constant velocity %.4g)\n", file, HORIZON,
                   a.mse_model[HORIZON - 1], a.mse_cv[HORIZON - 1]);
     assert_true(a.mse_model[HORIZON - 1] < a.mse_cv[HORIZON - 1]);
-    /* Arguments: past the last frame, and a start before 0. */
+    /* Arguments: past the last frame, and a start before 0 (nothing allocated then). */
+    cn_rollout_free(&b);
     assert_int_equal(cn_rollout_run(t, &s, &meta, &sp, 40, 10, 0, &b, err), CN_EARG);
     assert_non_null(strstr(err, "frames"));
     assert_int_equal(cn_rollout_run(t, &s, &meta, &sp, -1, 5, 0, &b, err), CN_EARG);

@@ -384,6 +384,8 @@ struct cn_rollout {
     long trajectories;   /* trajectories averaged over */
     double *mse_model;   /* position MSE of the learned integrator against the ground truth */
     double *mse_cv;      /* position MSE of the constant-velocity baseline x + v t */
+    double *mse_centroid; /* MSE of the rollout's centroid: the part of the error that only
+                             the external field (which moves the centroid) can cause */
     double *drift_model; /* median over trajectories of |E_k - E_start| of the rollouts
                             (total energy of sim/sim.h) */
     double *drift_truth; /* the same for the ground-truth frames themselves */

@@ -18,11 +18,12 @@ static int write_csv(const char *path, const struct cn_rollout *r, double dt_fra
     FILE *f = fopen(tmp, "w");
     if (!f)
         return -1;
-    fprintf(f, "horizon,time,mse_clofnet,mse_constant_velocity,energy_drift_clofnet,"
-               "energy_drift_truth\n");
+    fprintf(f, "horizon,time,mse_clofnet,mse_constant_velocity,mse_centroid_clofnet,"
+               "energy_drift_clofnet,energy_drift_truth\n");
     for (int k = 0; k < r->steps; k++)
-        fprintf(f, "%d,%.6g,%.9g,%.9g,%.9g,%.9g\n", k + 1, (k + 1) * dt_frame, r->mse_model[k],
-                r->mse_cv[k], r->drift_model[k], r->drift_truth[k]);
+        fprintf(f, "%d,%.6g,%.9g,%.9g,%.9g,%.9g,%.9g\n", k + 1, (k + 1) * dt_frame,
+                r->mse_model[k], r->mse_cv[k], r->mse_centroid[k], r->drift_model[k],
+                r->drift_truth[k]);
     int bad = ferror(f) != 0;
     bad |= fclose(f) != 0;
     if (bad || rename(tmp, path) != 0) {
@@ -114,6 +115,8 @@ int eval_rollout(const struct eval_rollout_opts *o)
         json_array("clofnet", r.mse_model, r.steps);
         printf(", ");
         json_array("constant_velocity", r.mse_cv, r.steps);
+        printf(", ");
+        json_array("centroid_clofnet", r.mse_centroid, r.steps);
         printf(", ");
         json_array("energy_drift_clofnet", r.drift_model, r.steps);
         printf(", ");

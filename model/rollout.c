@@ -12,6 +12,7 @@ void cn_rollout_free(struct cn_rollout *r)
 {
     free(r->mse_model);
     free(r->mse_cv);
+    free(r->mse_centroid);
     free(r->drift_model);
     free(r->drift_truth);
     free(r->traj_x);
@@ -77,6 +78,7 @@ int cn_rollout_run(struct cn_trainer *t, const struct cn_state *s, const struct 
     r->trajectories = G;
     r->mse_model = calloc(steps, sizeof(double));
     r->mse_cv = calloc(steps, sizeof(double));
+    r->mse_centroid = calloc(steps, sizeof(double));
     r->drift_model = calloc(steps, sizeof(double));
     r->drift_truth = calloc(steps, sizeof(double));
     r->traj_x = calloc((size_t)steps * nb, sizeof(float));
@@ -86,7 +88,7 @@ int cn_rollout_run(struct cn_trainer *t, const struct cn_state *s, const struct 
     double *e0 = malloc(sizeof(double) * batch), *buf = malloc(sizeof(double) * 7 * n);
     /* |dE| of every trajectory at every horizon, for the medians */
     double *dm = malloc(sizeof(double) * steps * G), *dtr = malloc(sizeof(double) * steps * G);
-    if (!r->mse_model || !r->mse_cv || !r->drift_model || !r->drift_truth || !r->traj_x || !x ||
+    if (!r->mse_model || !r->mse_cv || !r->mse_centroid || !r->drift_model || !r->drift_truth || !r->traj_x || !x ||
         !v || !xo || !vo || !q || !e0 || !buf || !dm || !dtr) {
         free(x); free(v); free(xo); free(vo); free(q); free(e0); free(buf); free(dm); free(dtr);
         cn_rollout_free(r);
@@ -125,6 +127,12 @@ int cn_rollout_run(struct cn_trainer *t, const struct cn_state *s, const struct 
                     ec += dc * dc;
                 }
                 r->mse_model[k] += em / (double)nb;
+                /* the centroid moves only under the external field: Coulomb forces cancel */
+                double cm[3] = {0, 0, 0};
+                for (int i = 0; i < n; i++)
+                    for (int c = 0; c < 3; c++)
+                        cm[c] += ((double)x[b * nb + 3 * i + c] - truth[3 * i + c]) / n;
+                r->mse_centroid[k] += (cm[0] * cm[0] + cm[1] * cm[1] + cm[2] * cm[2]) / 3.0;
                 r->mse_cv[k] += ec / (double)nb;
                 double ef = energy(kind, n, x + b * nb, v + b * nb, q + (size_t)b * n, buf);
                 double et = energy(kind, n, truth, vtruth, q + (size_t)b * n, buf);
@@ -139,6 +147,7 @@ int cn_rollout_run(struct cn_trainer *t, const struct cn_state *s, const struct 
     for (int k = 0; k < steps; k++) {
         r->mse_model[k] /= G;
         r->mse_cv[k] /= G;
+        r->mse_centroid[k] /= G;
         r->drift_model[k] = median(dm + (size_t)k * G, G);
         r->drift_truth[k] = median(dtr + (size_t)k * G, G);
     }

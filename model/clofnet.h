@@ -395,9 +395,12 @@ struct cn_rollout {
 /* Roll the model of s out from frame `start` for `steps` model steps on the first max_traj
  * trajectories of sp (<= 0: all), batched through t (created for s's config and sp->n).
  * CN_EARG with a message when s is not a STEP model or the frames do not exist. */
+/* Called after every batch of trajectories (may be NULL). */
+typedef void (*cn_rollout_progress_fn)(void *user, long done, long total);
 int cn_rollout_run(struct cn_trainer *t, const struct cn_state *s, const struct cn_meta *meta,
                    const struct cn_split *sp, int start, int steps, long max_traj,
-                   struct cn_rollout *r, char err[CN_ERRLEN]);
+                   struct cn_rollout *r, cn_rollout_progress_fn progress, void *user,
+                   char err[CN_ERRLEN]);
 void cn_rollout_free(struct cn_rollout *r);
 
 #endif

@@ -33,6 +33,16 @@ static int write_csv(const char *path, const struct cn_rollout *r, double dt_fra
     return 0;
 }
 
+/* Progress line on a terminal. */
+static void show_progress(void *user, long done, long total)
+{
+    (void)user;
+    fprintf(stderr, "\r\033[Knbody-eval: rollout %ld/%ld trajectories", done, total);
+    if (done == total)
+        fprintf(stderr, "\r\033[K");
+    fflush(stderr);
+}
+
 static void json_array(const char *key, const double *a, int n)
 {
     printf("\"%s\": [", key);
@@ -76,7 +86,8 @@ int eval_rollout(const struct eval_rollout_opts *o)
         goto out;
     }
     if (cn_trainer_create(&s.cfg, 128, sp->n, o->threads, &t, err) != CN_OK ||
-        cn_rollout_run(t, &s, &meta, sp, o->start, o->steps, o->max_traj, &r, err) != CN_OK) {
+        cn_rollout_run(t, &s, &meta, sp, o->start, o->steps, o->max_traj, &r,
+                       isatty(2) ? show_progress : NULL, NULL, err) != CN_OK) {
         fprintf(stderr, "nbody-eval: %s\n", err);
         goto out;
     }

@@ -50,7 +50,8 @@ static double median(double *a, int n)
 
 int cn_rollout_run(struct cn_trainer *t, const struct cn_state *s, const struct cn_meta *meta,
                    const struct cn_split *sp, int start, int steps, long max_traj,
-                   struct cn_rollout *r, char err[CN_ERRLEN])
+                   struct cn_rollout *r, cn_rollout_progress_fn progress, void *user,
+                   char err[CN_ERRLEN])
 {
     memset(r, 0, sizeof *r);
     if (s->cfg.task != CN_TASK_STEP) {
@@ -143,6 +144,8 @@ int cn_rollout_run(struct cn_trainer *t, const struct cn_state *s, const struct 
                     memcpy(r->traj_x + (size_t)k * nb, x, nb * sizeof(float));
             }
         }
+        if (progress)
+            progress(user, g0 + g, G);
     }
     for (int k = 0; k < steps; k++) {
         r->mse_model[k] /= G;

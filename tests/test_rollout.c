@@ -8,6 +8,9 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -82,9 +85,9 @@ static void check_model(const char *file, int kind)
     struct cn_trainer *t;
     assert_int_equal(cn_trainer_create(&s.cfg, 128, sp.n, 1, &t, err), CN_OK);
     struct cn_rollout a, b;
-    if (cn_rollout_run(t, &s, &meta, &sp, 0, HORIZON, 0, &a, err) != CN_OK)
+    if (cn_rollout_run(t, &s, &meta, &sp, 0, HORIZON, 0, &a, NULL, NULL, err) != CN_OK)
         fail_msg("%s: %s", file, err);
-    assert_int_equal(cn_rollout_run(t, &s, &meta, &sp, 0, HORIZON, 0, &b, err), CN_OK);
+    assert_int_equal(cn_rollout_run(t, &s, &meta, &sp, 0, HORIZON, 0, &b, NULL, NULL, err), CN_OK);
     assert_int_equal(a.steps, HORIZON);
     assert_int_equal(a.trajectories, TEST_TRAJ);
     assert_memory_equal(a.mse_model, b.mse_model, HORIZON * sizeof(double));
@@ -101,9 +104,9 @@ static void check_model(const char *file, int kind)
     assert_true(a.mse_model[HORIZON - 1] < a.mse_cv[HORIZON - 1]);
     /* Arguments: past the last frame, and a start before 0 (nothing allocated then). */
     cn_rollout_free(&b);
-    assert_int_equal(cn_rollout_run(t, &s, &meta, &sp, 40, 10, 0, &b, err), CN_EARG);
+    assert_int_equal(cn_rollout_run(t, &s, &meta, &sp, 40, 10, 0, &b, NULL, NULL, err), CN_EARG);
     assert_non_null(strstr(err, "frames"));
-    assert_int_equal(cn_rollout_run(t, &s, &meta, &sp, -1, 5, 0, &b, err), CN_EARG);
+    assert_int_equal(cn_rollout_run(t, &s, &meta, &sp, -1, 5, 0, &b, NULL, NULL, err), CN_EARG);
     cn_rollout_free(&a);
     cn_rollout_free(&b);
     cn_trainer_free(t);
@@ -144,11 +147,75 @@ static void test_position_model_rejected(void **state)
     struct cn_trainer *t;
     assert_int_equal(cn_trainer_create(&s.cfg, 128, sp.n, 1, &t, err), CN_OK);
     struct cn_rollout r;
-    assert_int_equal(cn_rollout_run(t, &s, &meta, &sp, 0, 5, 0, &r, err), CN_EARG);
+    assert_int_equal(cn_rollout_run(t, &s, &meta, &sp, 0, 5, 0, &r, NULL, NULL, err), CN_EARG);
     assert_non_null(strstr(err, "step model"));
     cn_trainer_free(t);
     cn_state_free(&s);
     free_split(&sp);
+}
+
+/* Run a shell command; its exit status, stdout into out. */
+static int run(const char *cmd, char *out, size_t len)
+{
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* Number of elements of the JSON array after "key": [ in s, or -1. */
+static int json_array_len(const char *s, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\": [", key);
+    const char *p = strstr(s, pat);
+    if (!p)
+        return -1;
+    p += strlen(pat);
+    int n = *p == ']' ? 0 : 1;
+    for (; *p && *p != ']'; p++)
+        n += *p == ',';
+    return n;
+}
+
+/* nbody-eval --rollout end to end: JSON arrays of K values, CSV and PNG written; a
+ * position model and a wrong setting are refused with one message and exit 1. */
+static void test_eval_program(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_rollout.XXXXXX", cmd[2048], out[8192];
+    assert_non_null(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd, BIN_DIR "/sim/nbody-gen --sim static --train 2 --valid 2 --test 6 "
+             "--seed 5 --out %s/data 2>&1", dir);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, BIN_DIR "/model/nbody-eval --model " MODELS_DIR "/step-static5.ckpt "
+             "--data %s/data --rollout 7 --start 3 --plot %s/r --json", dir, dir);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    assert_int_equal(json_array_len(out, "clofnet"), 7);
+    assert_int_equal(json_array_len(out, "constant_velocity"), 7);
+    assert_int_equal(json_array_len(out, "energy_drift_truth"), 7);
+    assert_non_null(strstr(out, "\"trajectories\": 6"));
+    struct stat st;
+    char path[300];
+    snprintf(path, sizeof path, "%s/r.csv", dir);
+    assert_int_equal(stat(path, &st), 0);
+    snprintf(path, sizeof path, "%s/r.png", dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(st.st_size > 1000);
+    snprintf(cmd, sizeof cmd, BIN_DIR "/model/nbody-eval --model " MODELS_DIR "/clofnet-es5.ckpt "
+             "--data %s/data --rollout 5 --plot %s/p 2>&1", dir, dir);
+    assert_int_equal(run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "step model"));
+    snprintf(cmd, sizeof cmd, BIN_DIR "/model/nbody-eval --model " MODELS_DIR "/step-dynamic5.ckpt "
+             "--data %s/data --rollout 5 --plot %s/p 2>&1", dir, dir);
+    assert_int_equal(run(cmd, out, sizeof out), 1);
+    assert_non_null(strstr(out, "dynamic"));
+    snprintf(path, sizeof path, "%s/p.png", dir);
+    assert_int_not_equal(stat(path, &st), 0); /* nothing written on failure */
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
 }
 
 int main(void)
@@ -158,6 +225,7 @@ int main(void)
         cmocka_unit_test(test_static),
         cmocka_unit_test(test_dynamic),
         cmocka_unit_test(test_position_model_rejected),
+        cmocka_unit_test(test_eval_program),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -256,6 +256,7 @@ int main(int argc, char **argv)
                 return fail("%s exists; use --force to overwrite the dataset%s", final[s][qn], "");
             if (snprintf(temp[s][qn], sizeof temp[s][qn], "%s.partial", final[s][qn]) >= (int)sizeof temp[s][qn])
                 return fail("output path in '%s' is too long%s", o.out, "");
+            unlink(temp[s][qn]); /* left by a run killed with SIGKILL, if any */
         }
 
     uint32_t *seeds = malloc(sizeof *seeds * (size_t)total);
@@ -294,10 +295,19 @@ int main(int argc, char **argv)
         const int64_t *shapes[4] = {shape_lv, shape_lv, shape_e, shape_c};
         const int ndims[4] = {4, 4, 3, 3};
         for (int qn = 0; qn < 4 && !rc; qn++) {
+            /* Signals wait until the file is complete and counted, so that the handler
+             * removes it: sim_npy_write's own temporary is never left behind. */
+            sigset_t block, old;
+            sigemptyset(&block);
+            sigaddset(&block, SIGINT);
+            sigaddset(&block, SIGTERM);
+            sigaddset(&block, SIGHUP);
+            sigprocmask(SIG_BLOCK, &block, &old);
             if (sim_npy_write(temp[s][qn], SIM_NPY_F8, ndims[qn], shapes[qn], data[qn], err) != SIM_OK)
                 rc = 1;
             else
                 written++;
+            sigprocmask(SIG_SETMASK, &old, NULL);
         }
         offset += c;
         free(loc);

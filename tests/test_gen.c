@@ -296,6 +296,25 @@ static void test_bad_arguments(void **state)
     assert_non_null(strstr(err, "output directory"));
 }
 
+/* Ctrl-C or kill during a run leaves nothing in the output directory. */
+static void test_interrupted(void **state)
+{
+    (void)state;
+    char dir[300], cmd[700];
+    snprintf(dir, sizeof dir, "%s/interrupted", root);
+    for (int k = 0; k < 2; k++) {
+        const char *sig = k ? "TERM" : "INT";
+        /* ~2.8 s of work: at 0.3 s it is simulating; at 1.6 s the valid files are written
+         * (as temporaries) and train is simulating, so the handler must remove them. */
+        snprintf(cmd, sizeof cmd, GEN " --train 3000 --valid 2000 --test 0 --threads 1 --out '%s' "
+                 ">/dev/null 2>&1 & pid=$!; sleep %s; kill -%s $pid; wait $pid; exit $?",
+                 dir, k ? "1.6" : "0.3", sig);
+        int st = system(cmd);
+        assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0); /* killed by the signal */
+        assert_int_equal(count_files(dir), 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -304,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_force),
         cmocka_unit_test(test_seed_modes),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_interrupted),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -32,7 +32,8 @@ int sim_system_init(struct sim_system *s, int kind, int n)
     s->v = calloc((size_t)3 * n, sizeof *s->v);
     s->q = calloc((size_t)n, sizeof *s->q);
     s->f = calloc((size_t)3 * n, sizeof *s->f);
-    if (!s->x || !s->v || !s->q || !s->f) {
+    s->work = calloc(SIM_FORCES_WORK(n), sizeof *s->work);
+    if (!s->x || !s->v || !s->q || !s->f || !s->work) {
         sim_system_free(s);
         return SIM_ENOMEM;
     }
@@ -45,6 +46,7 @@ void sim_system_free(struct sim_system *s)
     free(s->v);
     free(s->q);
     free(s->f);
+    free(s->work);
     memset(s, 0, sizeof *s);
 }
 
@@ -85,28 +87,13 @@ static inline double dot3(double a0, double a1, double a2, double b0, double b1,
     return fma(a2, b2, fma(a1, b1, a0 * b0));
 }
 
-/* Largest n for which sim_forces uses its stack buffers. */
-#define SIM_STACK_BODIES 64
-
 /* Cloned for FMA hardware, where fma() is one instruction instead of a libm
  * call; fma() is correctly rounded either way, so both clones give the same bits. */
 __attribute__((target_clones("fma", "default")))
-void sim_forces(int kind, int n, const double *x, const double *v, const double *q, double *f)
+void sim_forces(int kind, int n, const double *x, const double *v, const double *q, double *f,
+                double *work)
 {
-    double nrm_s[SIM_STACK_BODIES], s_s[SIM_STACK_BODIES * SIM_STACK_BODIES],
-        row_s[SIM_STACK_BODIES];
-    double *nrm = nrm_s, *s = s_s, *row = row_s, *heap = NULL;
-    if (n > SIM_STACK_BODIES) {
-        heap = malloc(sizeof(double) * ((size_t)n * n + 2 * (size_t)n));
-        if (!heap) {
-            /* Cannot fail for the sizes the programs accept; keep f finite. */
-            memset(f, 0, sizeof(double) * 3 * (size_t)n);
-            return;
-        }
-        nrm = heap;
-        row = heap + n;
-        s = heap + 2 * (size_t)n;
-    }
+    double *nrm = work, *row = work + n, *s = work + 2 * (size_t)n;
     const double *x0 = x, *x1 = x + n, *x2 = x + 2 * n;
     for (int i = 0; i < n; i++)
         nrm[i] = (x0[i] * x0[i] + x1[i] * x1[i]) + x2[i] * x2[i];
@@ -167,7 +154,6 @@ void sim_forces(int kind, int n, const double *x, const double *v, const double 
         else if (f[k] < -SIM_MAX_F)
             f[k] = -SIM_MAX_F;
     }
-    free(heap);
 }
 
 double sim_kinetic_energy(int n, const double *v)
@@ -219,7 +205,7 @@ int sim_frame_count(int length, int sample_freq)
  * it as the reference has it, since the datasets are defined by it. */
 void sim_kick(struct sim_system *s)
 {
-    sim_forces(s->kind, s->n, s->x, s->v, s->q, s->f);
+    sim_forces(s->kind, s->n, s->x, s->v, s->q, s->f, s->work);
     for (int k = 0; k < 3 * s->n; k++)
         s->v[k] += SIM_DT * s->f[k];
 }

@@ -57,18 +57,24 @@ struct sim_system {
     double *v; /* Velocities [3][n]. */
     double *q; /* Charges [n], -1 or +1. */
     double *f; /* Scratch: force of the last evaluation [3][n]. */
+    double *work; /* Scratch of sim_forces: SIM_FORCES_WORK(n) doubles. */
 };
 
 /* Allocate a zeroed system of n bodies; returns SIM_OK, SIM_EARG or SIM_ENOMEM. */
 int sim_system_init(struct sim_system *s, int kind, int n);
 void sim_system_free(struct sim_system *s);
 
+/* Doubles of scratch sim_forces needs for n bodies. */
+#define SIM_FORCES_WORK(n) ((size_t)(n) * (size_t)(n) + 2 * (size_t)(n))
+
 /* Force on every body, f [3][n], exactly as the reference computes it: pairwise
  * Coulomb with squared distance |x_i|^2 + |x_j|^2 - 2 x_i.x_j + SIM_SOFTENING,
  * plus the setting's field, then every component clamped to +-SIM_MAX_F.
  * The dynamic setting's q (v x B) term uses the velocity v passed in, which in
- * the reference scheme is the velocity half a kick behind x (see sim_run). */
-void sim_forces(int kind, int n, const double *x, const double *v, const double *q, double *f);
+ * the reference scheme is the velocity half a kick behind x (see sim_run).
+ * work: SIM_FORCES_WORK(n) doubles of scratch, so the step loop never allocates. */
+void sim_forces(int kind, int n, const double *x, const double *v, const double *q, double *f,
+                double *work);
 
 /* Energy diagnostics: kinetic energy 0.5 sum |v|^2, Coulomb potential
  * sum_{i<j} q_i q_j / sqrt(d_ij^2 + SIM_SOFTENING), and for the static setting

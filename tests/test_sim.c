@@ -25,6 +25,9 @@
 /* A product of O(1) doubles. */
 #define EXACT_ISH 1e-15
 
+/* Scratch of sim_forces for the small systems of these tests. */
+static double scratch[SIM_FORCES_WORK(64)];
+
 static void random_system(struct sim_system *s, unsigned seed, double spread)
 {
     srand(seed);
@@ -58,7 +61,7 @@ static void test_two_charges_analytic(void **state)
     for (int sign = -1; sign <= 1; sign += 2) {
         s.q[0] = 1.0;
         s.q[1] = sign;
-        sim_forces(s.kind, 2, s.x, s.v, s.q, s.f);
+        sim_forces(s.kind, 2, s.x, s.v, s.q, s.f, scratch);
         double r2 = r[0] * r[0] + r[1] * r[1] + r[2] * r[2] + SIM_SOFTENING;
         for (int c = 0; c < 3; c++) {
             double expect0 = sign * (-r[c]) / pow(r2, 1.5);
@@ -81,7 +84,7 @@ static void test_momentum_conserved(void **state)
     struct sim_system s;
     assert_int_equal(sim_system_init(&s, SIM_CHARGED, 5), SIM_OK);
     random_system(&s, 7, 4.0);
-    sim_forces(s.kind, s.n, s.x, s.v, s.q, s.f);
+    sim_forces(s.kind, s.n, s.x, s.v, s.q, s.f, scratch);
     assert_true(max_abs_force(&s) < SIM_MAX_F); /* clamp inactive */
     for (int c = 0; c < 3; c++) {
         double sum = 0;
@@ -109,7 +112,7 @@ static void test_clamp(void **state)
     s.x[0] = 0.0;
     s.x[1] = 0.01; /* 1/r^2 = 1e4 > 100 */
     s.q[0] = s.q[1] = 1.0;
-    sim_forces(s.kind, 2, s.x, s.v, s.q, s.f);
+    sim_forces(s.kind, 2, s.x, s.v, s.q, s.f, scratch);
     assert_true(s.f[0] == -SIM_MAX_F);
     assert_true(s.f[1] == SIM_MAX_F);
     sim_system_free(&s);
@@ -123,8 +126,8 @@ static void test_static_field(void **state)
     assert_int_equal(sim_system_init(&a, SIM_CHARGED, 6), SIM_OK);
     assert_int_equal(sim_system_init(&b, SIM_STATIC, 6), SIM_OK);
     random_system(&a, 3, 3.0);
-    sim_forces(SIM_CHARGED, 6, a.x, a.v, a.q, a.f);
-    sim_forces(SIM_STATIC, 6, a.x, a.v, a.q, b.f);
+    sim_forces(SIM_CHARGED, 6, a.x, a.v, a.q, a.f, scratch);
+    sim_forces(SIM_STATIC, 6, a.x, a.v, a.q, b.f, scratch);
     for (int i = 0; i < 6; i++) {
         assert_true(b.f[i] == a.f[i]);
         assert_true(b.f[6 + i] == a.f[6 + i]);
@@ -132,7 +135,7 @@ static void test_static_field(void **state)
     }
     /* Uncharged bodies feel exactly the field: acceleration (0, 0, 0.098). */
     memset(a.q, 0, 6 * sizeof *a.q);
-    sim_forces(SIM_STATIC, 6, a.x, a.v, a.q, b.f);
+    sim_forces(SIM_STATIC, 6, a.x, a.v, a.q, b.f, scratch);
     for (int i = 0; i < 6; i++) {
         assert_true(b.f[i] == 0.0 && b.f[6 + i] == 0.0);
         assert_true(b.f[12 + i] == SIM_GRAVITY);
@@ -150,8 +153,8 @@ static void test_lorentz_keeps_speed(void **state)
     double fc[15], fd[15];
     assert_int_equal(sim_system_init(&s, SIM_DYNAMIC, 5), SIM_OK);
     random_system(&s, 11, 3.0);
-    sim_forces(SIM_CHARGED, 5, s.x, s.v, s.q, fc);
-    sim_forces(SIM_DYNAMIC, 5, s.x, s.v, s.q, fd);
+    sim_forces(SIM_CHARGED, 5, s.x, s.v, s.q, fc, scratch);
+    sim_forces(SIM_DYNAMIC, 5, s.x, s.v, s.q, fd, scratch);
     const double B = SIM_BFIELD;
     for (int i = 0; i < 5; i++) {
         double v0 = s.v[i], v1 = s.v[5 + i], v2 = s.v[10 + i];
@@ -176,7 +179,7 @@ static void test_lorentz_keeps_speed(void **state)
 static double synced_energy(struct sim_system *s)
 {
     double vs[3 * 64];
-    sim_forces(s->kind, s->n, s->x, s->v, s->q, s->f);
+    sim_forces(s->kind, s->n, s->x, s->v, s->q, s->f, scratch);
     for (int k = 0; k < 3 * s->n; k++)
         vs[k] = s->v[k] - 0.5 * SIM_DT * s->f[k];
     return sim_kinetic_energy(s->n, vs) + sim_potential_energy(s->kind, s->n, s->x, s->q);

@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "internal.h"
 #include "sim.h"
@@ -105,15 +104,15 @@ static void unpack_header(const unsigned char *b, struct header *h)
     h->blob_len = get_u32(b + 92);
 }
 
-/* fwrite that also feeds the CRC. */
-static int put_bytes(FILE *f, const void *p, size_t len, uint32_t *crc)
+/* Write that also feeds the CRC. */
+static int put_bytes(struct sim_atomic *f, const void *p, size_t len, uint32_t *crc)
 {
     *crc = cn_crc32(*crc, p, len);
-    return fwrite(p, 1, len, f) == len ? 0 : -1;
+    return sim_atomic_write(f, p, len);
 }
 
 /* Write a float array little-endian (swapping in chunks on a big-endian host). */
-static int put_floats(FILE *f, const float *a, long count, uint32_t *crc)
+static int put_floats(struct sim_atomic *f, const float *a, long count, uint32_t *crc)
 {
     if (host_le())
         return put_bytes(f, a, (size_t)count * 4, crc);
@@ -138,12 +137,11 @@ int cn_ckpt_save(const char *path, const struct cn_state *s, const struct cn_met
 {
     if (blob_len > 0x7fffffff)
         return cn_fail(err, CN_EARG, "checkpoint blob too large");
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return cn_fail(err, CN_EARG, "path too long: %s", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return cn_fail(err, CN_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    struct sim_atomic at, *f = &at;
+    char serr[SIM_ERRLEN];
+    int ost = sim_atomic_open(f, path, serr);
+    if (ost != SIM_OK)
+        return cn_fail(err, ost == SIM_EARG ? CN_EARG : CN_EIO, "cannot write checkpoint %s", serr);
     struct header h = {0};
     h.version = CN_CKPT_VERSION;
     h.task = s->cfg.task;
@@ -170,22 +168,10 @@ int cn_ckpt_save(const char *path, const struct cn_state *s, const struct cn_met
     unsigned char cb[4];
     put_u32(cb, crc);
     if (!bad)
-        bad = fwrite(cb, 1, 4, f) != 4;
-    if (!bad)
-        bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
-    int e = errno;
-    if (fclose(f) != 0 && !bad) {
-        bad = 1;
-        e = errno;
-    }
-    if (!bad && rename(tmp, path) != 0) {
-        bad = 1;
-        e = errno;
-    }
-    if (bad) {
-        unlink(tmp);
-        return cn_fail(err, CN_EIO, "cannot write checkpoint %s: %s", path, strerror(e));
-    }
+        sim_atomic_write(f, cb, 4);
+    /* A failed write is kept in the writer: the commit reports it and removes the temporary. */
+    if (sim_atomic_commit(f, serr) != SIM_OK)
+        return cn_fail(err, CN_EIO, "cannot write checkpoint %s", serr);
     return CN_OK;
 }
 
@@ -440,13 +426,10 @@ int cn_integrator_step(struct cn_model *m, int n, const double *q, double *x, do
         }
         m->ws_n = n;
     }
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         m->q[i] = (float)q[i];
-        for (int c = 0; c < 3; c++) {
-            m->x[3 * i + c] = (float)x[c * n + i];
-            m->v[3 * i + c] = (float)v[c * n + i];
-        }
-    }
+    sim_axis_to_node(n, x, m->x);
+    sim_axis_to_node(n, v, m->v);
     const float field[3] = {(float)m->s.cfg.field[0], (float)m->s.cfg.field[1],
                             (float)m->s.cfg.field[2]};
     const int step = m->s.cfg.task == CN_TASK_STEP;
@@ -459,11 +442,8 @@ int cn_integrator_step(struct cn_model *m, int n, const double *q, double *x, do
             if (!isfinite(m->xo[3 * i + c]) || (step && !isfinite(m->vo[3 * i + c])))
                 return CN_EDATA;
         }
-    for (int i = 0; i < n; i++)
-        for (int c = 0; c < 3; c++) {
-            x[c * n + i] = m->xo[3 * i + c];
-            if (step)
-                v[c * n + i] = m->vo[3 * i + c];
-        }
+    sim_node_to_axis(n, m->xo, x);
+    if (step)
+        sim_node_to_axis(n, m->vo, v);
     return CN_OK;
 }

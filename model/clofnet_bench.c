@@ -1,6 +1,5 @@
 /* clofnet_bench.c: clofnet-bench, times ClofNet on random batches: one forward, one
  * forward+backward+AdamW step, and a training epoch's worth of steps, with FLOP rates. */
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,10 +47,8 @@ static int cmp_double(const void *a, const void *b)
 /* Parse an integer option or exit. */
 static long arg_int(const char *name, const char *s, long lo, long hi)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
+    long v;
+    if (sim_parse_long(s, lo, hi, &v) != SIM_OK) {
         fprintf(stderr, "clofnet-bench: --%s '%s' must be an integer in %ld..%ld\n", name, s, lo,
                 hi);
         exit(2);

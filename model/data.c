@@ -14,19 +14,19 @@
 /* Parse "_{sim}{n}_initvel1{tag}" into kind and n; 0 on success. */
 static int parse_suffix(const char *suf, int *kind, int *n)
 {
-    static const char *names[] = {"charged", "static", "dynamic"};
     if (suf[0] != '_')
         return -1;
-    for (int k = 0; k < 3; k++) {
-        size_t len = strlen(names[k]);
-        if (strncmp(suf + 1, names[k], len) != 0)
+    const char *name;
+    for (int k = 0; (name = sim_kind_name(k)) != NULL; k++) {
+        size_t len = strlen(name);
+        if (strncmp(suf + 1, name, len) != 0)
             continue;
         const char *p = suf + 1 + len;
         char *end;
         long v = strtol(p, &end, 10);
         if (end == p || v < 2 || v > 100000 || strncmp(end, "_initvel1", 9) != 0)
             return -1;
-        *kind = sim_kind_parse(names[k]);
+        *kind = k;
         *n = (int)v;
         return 0;
     }
@@ -181,14 +181,11 @@ static int load_split(const char *dir, const char *split, const char *suffix, in
         goto done;
     }
     for (int t = 0; t < count; t++) {
-        for (int f = 0; f < F; f++)
-            for (int c = 0; c < 3; c++)
-                for (int i = 0; i < n; i++) {
-                    size_t src = (((size_t)t * F + f) * 3 + c) * n + i;
-                    size_t dst = (((size_t)t * F + f) * n + i) * 3 + c;
-                    sp->loc[dst] = (float)loc.data[src];
-                    sp->vel[dst] = (float)vel.data[src];
-                }
+        for (int f = 0; f < F; f++) {
+            const size_t frame = ((size_t)t * F + f) * 3 * n; /* same offset in both layouts */
+            sim_axis_to_node(n, loc.data + frame, sp->loc + frame);
+            sim_axis_to_node(n, vel.data + frame, sp->vel + frame);
+        }
         for (int i = 0; i < n; i++)
             sp->q[(size_t)t * n + i] = (float)chg.data[(size_t)t * n + i];
     }

@@ -10,27 +10,21 @@
 #include "sim.h"
 #include "viz.h"
 
-/* Write the per-horizon table as CSV, atomically. */
-static int write_csv(const char *path, const struct cn_rollout *r, double dt_frame)
+/* Write the per-horizon table as CSV, atomically; SIM_OK or a status with the message in err. */
+static int write_csv(const char *path, const struct cn_rollout *r, double dt_frame,
+                     char err[SIM_ERRLEN])
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.partial", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "horizon,time,mse_clofnet,mse_constant_velocity,mse_centroid_clofnet,"
-               "energy_drift_clofnet,energy_drift_truth\n");
+    struct sim_atomic a;
+    int st = sim_atomic_open(&a, path, err);
+    if (st != SIM_OK)
+        return st;
+    fprintf(a.f, "horizon,time,mse_clofnet,mse_constant_velocity,mse_centroid_clofnet,"
+                 "energy_drift_clofnet,energy_drift_truth\n");
     for (int k = 0; k < r->steps; k++)
-        fprintf(f, "%d,%.6g,%.9g,%.9g,%.9g,%.9g,%.9g\n", k + 1, (k + 1) * dt_frame,
+        fprintf(a.f, "%d,%.6g,%.9g,%.9g,%.9g,%.9g,%.9g\n", k + 1, (k + 1) * dt_frame,
                 r->mse_model[k], r->mse_cv[k], r->mse_centroid[k], r->drift_model[k],
                 r->drift_truth[k]);
-    int bad = ferror(f) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    return sim_atomic_commit(&a, err); /* a failed fprintf shows in ferror */
 }
 
 /* Progress line on a terminal. */
@@ -95,8 +89,9 @@ int eval_rollout(const struct eval_rollout_opts *o)
     char csv[4096], png[4096];
     snprintf(csv, sizeof csv, "%s.csv", o->prefix);
     snprintf(png, sizeof png, "%s.png", o->prefix);
-    if (write_csv(csv, &r, dt_frame)) {
-        fprintf(stderr, "nbody-eval: cannot write %s\n", csv);
+    char serr[SIM_ERRLEN];
+    if (write_csv(csv, &r, dt_frame, serr) != SIM_OK) {
+        fprintf(stderr, "nbody-eval: cannot write the rollout table %s\n", serr);
         goto out;
     }
     double *h = malloc(sizeof(double) * r.steps);

@@ -1,6 +1,5 @@
 /* nbody_eval.c: nbody-eval, the MSE of a trained ClofNet checkpoint on one split of a dataset,
  * with its spread over samples; --json prints one JSON object (a thin main over the library). */
-#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -37,13 +36,11 @@ static void usage(FILE *f)
             "  --help           this text\n");
 }
 
-/* Parse a non-negative integer option or exit. */
+/* Parse an integer option in [lo, hi] or exit. */
 static long parse_int(const char *name, const char *s, long lo, long hi)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
+    long v;
+    if (sim_parse_long(s, lo, hi, &v) != SIM_OK) {
         fprintf(stderr, "nbody-eval: --%s '%s' must be an integer in %ld..%ld\n", name, s, lo, hi);
         exit(2);
     }
@@ -55,16 +52,6 @@ static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
-}
-
-/* Quantile of sorted values (linear interpolation, as numpy's default). */
-static double quantile(const double *s, long n, double p)
-{
-    double pos = p * (double)(n - 1);
-    long i = (long)pos;
-    if (i >= n - 1)
-        return s[n - 1];
-    return s[i] + (pos - (double)i) * (s[i + 1] - s[i]);
 }
 
 /* Parse options, load model and split, print the MSE and its spread. */
@@ -167,18 +154,17 @@ int main(int argc, char **argv)
         goto done;
     }
     qsort(mse, (size_t)cnt, sizeof *mse, cmp_double);
+    const double med = sim_quantile(mse, cnt, 0.5), p90 = sim_quantile(mse, cnt, 0.9);
     const char *task = s->cfg.task == CN_TASK_STEP ? "step" : "position";
     if (json)
         printf("{\"mse\": %.9g, \"std\": %.9g, \"stderr\": %.9g, \"median\": %.9g, \"p90\": %.9g, "
                "\"max\": %.9g, \"samples\": %ld, \"split\": \"%s\", \"task\": \"%s\", "
                "\"dataset\": \"%s\", \"n_params\": %ld}\n",
-               mean, sd, se, quantile(mse, cnt, 0.5), quantile(mse, cnt, 0.9), mse[cnt - 1], cnt,
-               split, task, d.suffix, s->n_params);
+               mean, sd, se, med, p90, mse[cnt - 1], cnt, split, task, d.suffix, s->n_params);
     else
         printf("%s MSE %.6f over %ld samples (%s task): std %.6f, standard error %.6f, median "
                "%.6f, 90%% %.6f, max %.6f\n",
-               split, mean, cnt, task, sd, se, quantile(mse, cnt, 0.5), quantile(mse, cnt, 0.9),
-               mse[cnt - 1]);
+               split, mean, cnt, task, sd, se, med, p90, mse[cnt - 1]);
     rc = 0;
 done:
     free(mse);

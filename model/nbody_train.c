@@ -68,10 +68,8 @@ static void usage(FILE *f)
 /* Parse an integer option in [lo, hi] or exit. */
 static long parse_int(const char *name, const char *s, long lo, long hi)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) {
+    long v;
+    if (sim_parse_long(s, lo, hi, &v) != SIM_OK) {
         fprintf(stderr, "nbody-train: --%s '%s' must be an integer in %ld..%ld\n", name, s, lo, hi);
         exit(2);
     }
@@ -81,10 +79,8 @@ static long parse_int(const char *name, const char *s, long lo, long hi)
 /* Parse a finite number option or exit. */
 static double parse_real(const char *name, const char *s)
 {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) {
+    double v;
+    if (sim_parse_double(s, &v) != SIM_OK) {
         fprintf(stderr, "nbody-train: --%s '%s' is not a number\n", name, s);
         exit(2);
     }

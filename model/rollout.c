@@ -23,13 +23,10 @@ void cn_rollout_free(struct cn_rollout *r)
 static double energy(int kind, int n, const float *x, const float *v, const float *q, double *buf)
 {
     double *xa = buf, *va = buf + 3 * n, *qa = buf + 6 * n;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         qa[i] = q[i];
-        for (int c = 0; c < 3; c++) {
-            xa[c * n + i] = x[3 * i + c];
-            va[c * n + i] = v[3 * i + c];
-        }
-    }
+    sim_node_to_axis(n, x, xa);
+    sim_node_to_axis(n, v, va);
     return sim_kinetic_energy(n, va) + sim_potential_energy(kind, n, xa, qa);
 }
 
@@ -45,7 +42,7 @@ static int cmp_double(const void *a, const void *b)
 static double median(double *a, int n)
 {
     qsort(a, n, sizeof *a, cmp_double);
-    return n % 2 ? a[n / 2] : 0.5 * (a[n / 2 - 1] + a[n / 2]);
+    return sim_quantile(a, n, 0.5);
 }
 
 int cn_rollout_run(struct cn_trainer *t, const struct cn_state *s, const struct cn_meta *meta,

@@ -295,11 +295,11 @@ static double now_s(void)
 /* Write the loss history CSV atomically. */
 static int write_csv(const char *path, const struct record *r, char err[CN_ERRLEN])
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f)
-        return cn_fail(err, CN_EIO, "cannot write %s", tmp);
+    struct sim_atomic a;
+    char serr[SIM_ERRLEN];
+    if (sim_atomic_open(&a, path, serr) != SIM_OK)
+        return cn_fail(err, CN_EIO, "cannot write %s", serr);
+    FILE *f = a.f;
     fprintf(f, "epoch,train_loss,val_mse,test_mse,lr,seconds\n");
     for (int k = 0; k < r->hist_len; k++) {
         const struct cn_epoch_record *h = &r->hist[k];
@@ -311,12 +311,9 @@ static int write_csv(const char *path, const struct record *r, char err[CN_ERRLE
             fprintf(f, "%.9g", h->test_mse);
         fprintf(f, ",%.9g,%.4f\n", h->lr, h->seconds);
     }
-    int bad = ferror(f) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return cn_fail(err, CN_EIO, "cannot write %s", path);
-    }
+    /* the commit sees a failed fprintf through ferror and removes the temporary */
+    if (sim_atomic_commit(&a, serr) != SIM_OK)
+        return cn_fail(err, CN_EIO, "cannot write %s", serr);
     return CN_OK;
 }
 

@@ -43,18 +43,6 @@ struct options {
     const char *tag, *out;
 };
 
-/* Parse a whole decimal integer in [lo, hi]; 0 on success. */
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 static int fail(const char *fmt, const char *a, const char *b)
 {
     fprintf(stderr, "nbody-gen: ");
@@ -103,26 +91,26 @@ static int parse_args(int argc, char **argv, struct options *o)
                 return fail("--out needs a directory%s%s", "", "");
             o->out = v;
         } else if (!strcmp(a, "--seed")) {
-            if (parse_long(v, 0, 4294967295L, &x))
+            if (sim_parse_long(v, 0, 4294967295L, &x) != SIM_OK)
                 return fail("--seed '%s' is not an integer in 0 .. 4294967295%s", v, "");
             o->seed = (uint32_t)x;
         } else if (!strcmp(a, "--bodies")) {
-            if (parse_long(v, 2, 10000, &x))
+            if (sim_parse_long(v, 2, 10000, &x) != SIM_OK)
                 return fail("--bodies '%s' must be an integer from 2 to 10000%s", v, "");
             o->bodies = (int)x;
         } else if (!strcmp(a, "--threads")) {
-            if (parse_long(v, 1, 1024, &x))
+            if (sim_parse_long(v, 1, 1024, &x) != SIM_OK)
                 return fail("--threads '%s' must be an integer from 1 to 1024%s", v, "");
             o->threads = (int)x;
         } else if (!strcmp(a, "--length") || !strcmp(a, "--sample-freq")) {
-            if (parse_long(v, 1, INT_MAX, &x))
+            if (sim_parse_long(v, 1, INT_MAX, &x) != SIM_OK)
                 return fail("%s '%s' must be a positive integer", a, v);
             if (!strcmp(a, "--length"))
                 o->length = (int)x;
             else
                 o->sample_freq = (int)x;
         } else {
-            if (parse_long(v, 0, 100000000L, &x))
+            if (sim_parse_long(v, 0, 100000000L, &x) != SIM_OK)
                 return fail("%s '%s' must be a non-negative integer (trajectories)", a, v);
             if (!strcmp(a, "--train"))
                 o->train = x;

@@ -1,5 +1,5 @@
 /* npy.c: NumPy .npy file I/O for the sim library (float64/float32, C order), status names and
- * dataset file names. Writes are atomic: a temporary file in the same directory, then rename. */
+ * dataset file names. Writes are atomic, through sim_atomic (atomic.c). */
 #include "sim.h"
 
 #include <errno.h>
@@ -644,15 +644,6 @@ static size_t build_header(char *buf, size_t cap, int dtype, int ndim, const int
     return total;
 }
 
-/* The file mode a plain fopen would give: 0666 minus the umask. mkstemp makes 0600. */
-static mode_t default_mode(void)
-{
-    /* umask can only be read by setting it; the window is a few instructions long. */
-    mode_t m = umask(077);
-    umask(m);
-    return 0666 & ~m;
-}
-
 /* Write a .npy file atomically; see sim.h. */
 int sim_npy_write(const char *path, int dtype, int ndim, const int64_t *shape, const double *data,
                   char err[SIM_ERRLEN])
@@ -687,93 +678,33 @@ int sim_npy_write(const char *path, int dtype, int ndim, const int64_t *shape, c
     if (hsize == 0)
         return fail(err, SIM_EARG, path, "header does not fit");
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + sizeof ".tmp.XXXXXX");
-    if (!tmp)
-        return fail(err, SIM_ENOMEM, path, "out of memory");
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", sizeof ".tmp.XXXXXX");
-
     float *fbuf = NULL;
-    FILE *f = NULL;
-    int e = 0;
-    const char *what = "";
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        e = errno;
-        free(tmp);
-        return fail(err, SIM_EIO, path, "cannot create temporary file: %s", strerror(e));
+    if (dtype == SIM_NPY_F4 && count > 0) {
+        fbuf = malloc((count < NPY_CONV_BLOCK ? count : NPY_CONV_BLOCK) * sizeof(float));
+        if (!fbuf)
+            return fail(err, SIM_ENOMEM, path, "cannot allocate a conversion buffer");
     }
-    if (fchmod(fd, default_mode()) != 0) {
-        e = errno;
-        what = "cannot set permissions";
-        close(fd);
-        goto fail_unlink;
+    struct sim_atomic a;
+    int st = sim_atomic_open(&a, path, err);
+    if (st != SIM_OK) {
+        free(fbuf);
+        return st;
     }
-    f = fdopen(fd, "wb");
-    if (!f) {
-        e = errno;
-        what = "cannot open temporary file";
-        close(fd);
-        goto fail_unlink;
-    }
-    what = "write failed";
-    errno = 0;
-    if (fwrite(header, 1, hsize, f) != hsize)
-        goto fail_close;
+    int bad = sim_atomic_write(&a, header, hsize);
     if (dtype == SIM_NPY_F8) {
-        if (count > 0 && fwrite(data, sizeof(double), count, f) != count)
-            goto fail_close;
-    } else if (count > 0) {
-        size_t block = count < NPY_CONV_BLOCK ? count : NPY_CONV_BLOCK;
-        fbuf = malloc(block * sizeof(float));
-        if (!fbuf) {
-            e = ENOMEM;
-            what = "cannot allocate a conversion buffer";
-            goto fail_close;
-        }
-        for (size_t i = 0; i < count; i += block) {
-            size_t m = count - i < block ? count - i : block;
+        if (!bad)
+            bad = sim_atomic_write(&a, data, count * sizeof(double));
+    } else {
+        for (size_t i = 0; i < count && !bad; i += NPY_CONV_BLOCK) {
+            size_t m = count - i < NPY_CONV_BLOCK ? count - i : NPY_CONV_BLOCK;
             for (size_t j = 0; j < m; j++)
                 fbuf[j] = (float)data[i + j]; /* IEEE round-to-nearest, as astype(float32) */
-            if (fwrite(fbuf, sizeof(float), m, f) != m)
-                goto fail_close;
+            bad = sim_atomic_write(&a, fbuf, m * sizeof(float));
         }
     }
-    if (fflush(f) != 0)
-        goto fail_close;
-    /* Flush to disk before the rename makes the file visible under its real name. */
-    if (fsync(fileno(f)) != 0 && errno != EINVAL && errno != EROFS) {
-        what = "fsync failed";
-        goto fail_close;
-    }
-    errno = 0;
-    if (fclose(f) != 0) {
-        f = NULL;
-        what = "close failed";
-        goto fail_unlink_errno;
-    }
-    f = NULL;
-    if (rename(tmp, path) != 0) {
-        what = "cannot rename temporary file into place";
-        goto fail_unlink_errno;
-    }
     free(fbuf);
-    free(tmp);
-    return SIM_OK;
-
-fail_close:
-    if (!e)
-        e = errno ? errno : EIO;
-    fclose(f);
-    goto fail_unlink;
-fail_unlink_errno:
-    e = errno ? errno : EIO;
-fail_unlink:
-    unlink(tmp);
-    free(fbuf);
-    free(tmp);
-    return fail(err, SIM_EIO, path, "%s: %s", what, strerror(e));
+    /* A write error is kept in a and reported by the commit, which then removes the temporary. */
+    return sim_atomic_commit(&a, err);
 }
 
 /* ---------------------------------------------------------------- dataset names */

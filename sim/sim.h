@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* ---------------------------------------------------------------- errors */
 
@@ -166,10 +167,62 @@ struct sim_npy {
 int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN]);
 void sim_npy_free(struct sim_npy *a);
 /* Write data (count = product of shape, given as doubles) as a .npy file of the
- * given dtype, format 1.0 (2.0 if the header needs it). Written to a temporary
- * name in the same directory and renamed, so the path never holds a partial file. */
+ * given dtype, format 1.0 (2.0 if the header needs it). Written through sim_atomic,
+ * so the path never holds a partial file. */
 int sim_npy_write(const char *path, int dtype, int ndim, const int64_t *shape,
                   const double *data, char err[SIM_ERRLEN]);
+
+/* ------------------------------------------------------ atomic files */
+
+/* A file being written under a temporary name beside its final path, so that the path
+ * never holds a partial file. The temporary is "{path}.tmp.{pid}.{counter}" (counter unique
+ * across the threads of a process), created with O_CREAT|O_EXCL and mode 0666, so the
+ * umask applies as it does for fopen and the umask is never touched. Every writer of the
+ * project (.npy, PNG, checkpoints, resume records, CSV) goes through it. */
+struct sim_atomic {
+    FILE *f;         /* the open temporary: write through it (or sim_atomic_write) */
+    char tmp[4200];  /* temporary name, "" when none exists */
+    char path[4096]; /* final name */
+    int error;       /* errno of the first failed sim_atomic_write, 0 if none */
+};
+
+/* Create the temporary of path. SIM_EARG (no or too long path) or SIM_EIO with a message
+ * naming path and the system's reason; nothing is left behind on failure. */
+int sim_atomic_open(struct sim_atomic *a, const char *path, char err[SIM_ERRLEN]);
+/* fwrite len bytes; 0, or -1 with the failure's errno kept for sim_atomic_commit. */
+int sim_atomic_write(struct sim_atomic *a, const void *data, size_t len);
+/* fflush, fsync (EINVAL/EROFS tolerated), fclose, rename onto the final path, replacing
+ * any file there. Any failure (including an earlier write error on a->f, whose reason is
+ * errno as that failure left it) removes the temporary and returns SIM_EIO with
+ * "path: what failed: reason". a->f is closed either way. */
+int sim_atomic_commit(struct sim_atomic *a, char err[SIM_ERRLEN]);
+/* Close and remove the temporary, leaving the final path as it was. Harmless twice, and
+ * after a failed open or any commit. */
+void sim_atomic_abort(struct sim_atomic *a);
+
+/* ------------------------------------------------------- small helpers */
+
+/* Command-line numbers, shared by every program. The whole string must be the number: no
+ * leading or trailing space, no junk, not empty. Both are independent of LC_NUMERIC: the
+ * programs never call setlocale, and sim_parse_double checks the text is a plain decimal
+ * number (digits, one '.', an exponent) before strtod sees it, so a locale whose decimal
+ * point is ',' can only make it refuse, never misread. */
+/* A decimal integer (optional sign) in [lo, hi]: SIM_OK, else SIM_EARG and *out unchanged. */
+int sim_parse_long(const char *s, long lo, long hi, long *out);
+/* A finite decimal number ("1", "-2.5", ".5", "3e-4"): SIM_OK, else SIM_EARG (NaN, Inf, hex,
+ * empty, junk, or out of the range of double: overflow and underflow) and *out unchanged. */
+int sim_parse_double(const char *s, double *out);
+
+/* The p-quantile (0 <= p <= 1) of n >= 1 values sorted ascending, by linear interpolation
+ * between the two nearest ranks at position p (n - 1): numpy.quantile's default method.
+ * Written (1 - t) a + t b, so the median of an even count is exactly (a + b) / 2 as
+ * numpy.median gives it. NaN if n < 1 or p is outside [0, 1]. */
+double sim_quantile(const double *sorted, long n, double p);
+
+/* The layouts of one state of n bodies: the files' and struct sim_system's axis-major
+ * doubles, axis[c * n + i], and the network's node-major floats, node[3 * i + c]. */
+void sim_axis_to_node(int n, const double *axis, float *node);
+void sim_node_to_axis(int n, const float *node, double *axis);
 
 /* --------------------------------------------------------- datasets */
 

@@ -76,10 +76,7 @@ static void learned_at(const struct viz_app *a, double time, float *out)
 /* The truth's positions as [n][3] floats. */
 static void truth_at(const struct viz_app *a, float *out)
 {
-    int n = a->n;
-    for (int k = 0; k < 3; k++)
-        for (int i = 0; i < n; i++)
-            out[i * 3 + k] = (float)a->truth.x[k * n + i];
+    sim_axis_to_node(a->n, a->truth.x, out);
 }
 
 /* Record a point of the error plot, thinning the history to every other point when full. */

@@ -46,20 +46,6 @@ const char *viz_usage(void)
     return usage_text;
 }
 
-/* Parse a whole decimal integer in [lo, hi]; 0 on success. */
-static int parse_long(const char *s, long lo, long hi, long *out)
-{
-    if (!s || !*s)
-        return -1;
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
 int viz_options_parse(struct viz_options *o, int argc, char **argv, char err[VIZ_ERRLEN])
 {
     memset(o, 0, sizeof *o);
@@ -134,38 +120,38 @@ int viz_options_parse(struct viz_options *o, int argc, char **argv, char err[VIZ
         } else if (!strcmp(name, "--record")) {
             o->record = val;
         } else if (!strcmp(name, "--bodies")) {
-            if (parse_long(val, 2, 500, &v)) {
+            if (sim_parse_long(val, 2, 500, &v) != SIM_OK) {
                 snprintf(err, VIZ_ERRLEN, "--bodies '%s': expected an integer from 2 to 500", val);
                 return VIZ_EARG;
             }
             o->bodies = (int)v;
         } else if (!strcmp(name, "--seed")) {
-            if (parse_long(val, 0, 4294967295L, &v)) {
+            if (sim_parse_long(val, 0, 4294967295L, &v) != SIM_OK) {
                 snprintf(err, VIZ_ERRLEN, "--seed '%s': expected an integer from 0 to 4294967295", val);
                 return VIZ_EARG;
             }
             o->seed = (uint32_t)v;
         } else if (!strcmp(name, "--steps")) {
-            if (parse_long(val, 0, 1000000000L, &v)) {
+            if (sim_parse_long(val, 0, 1000000000L, &v) != SIM_OK) {
                 snprintf(err, VIZ_ERRLEN, "--steps '%s': expected an integer from 0 to 1000000000", val);
                 return VIZ_EARG;
             }
             o->steps = v;
         } else if (!strcmp(name, "--bench-frames")) {
-            if (parse_long(val, 1, 10000000L, &v)) {
+            if (sim_parse_long(val, 1, 10000000L, &v) != SIM_OK) {
                 snprintf(err, VIZ_ERRLEN, "--bench-frames '%s': expected an integer from 1 to 10000000", val);
                 return VIZ_EARG;
             }
             o->bench_frames = v;
         } else if (!strcmp(name, "--speed")) {
-            if (parse_long(val, VIZ_SPEED_MIN, VIZ_SPEED_MAX, &v)) {
+            if (sim_parse_long(val, VIZ_SPEED_MIN, VIZ_SPEED_MAX, &v) != SIM_OK) {
                 snprintf(err, VIZ_ERRLEN, "--speed '%s': expected an integer from %d to %d", val,
                          VIZ_SPEED_MIN, VIZ_SPEED_MAX);
                 return VIZ_EARG;
             }
             o->speed = (int)v;
         } else if (!strcmp(name, "--msaa")) {
-            if (parse_long(val, 0, 8, &v) || (v != 0 && v != 2 && v != 4 && v != 8)) {
+            if (sim_parse_long(val, 0, 8, &v) != SIM_OK || (v != 0 && v != 2 && v != 4 && v != 8)) {
                 snprintf(err, VIZ_ERRLEN, "--msaa '%s': expected 0, 2, 4 or 8", val);
                 return VIZ_EARG;
             }
@@ -180,7 +166,8 @@ int viz_options_parse(struct viz_options *o, int argc, char **argv, char err[VIZ
             }
             memcpy(wbuf, val, (size_t)(x - val));
             wbuf[x - val] = '\0';
-            if (parse_long(wbuf, 64, 8192, &w) || parse_long(x + 1, 64, 8192, &h)) {
+            if (sim_parse_long(wbuf, 64, 8192, &w) != SIM_OK ||
+                sim_parse_long(x + 1, 64, 8192, &h) != SIM_OK) {
                 snprintf(err, VIZ_ERRLEN, "--size '%s': width and height must be 64 to 8192", val);
                 return VIZ_EARG;
             }

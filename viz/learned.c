@@ -4,7 +4,6 @@
 
 #include "clofnet.h"
 
-#include <cblas.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -37,9 +36,6 @@ int viz_model_open(struct viz_model *vm, const char *path, char err[VIZ_ERRLEN])
         cn_model_free(m);
         return VIZ_EMODEL;
     }
-    /* One small graph per call: OpenBLAS threads cannot speed it up, and between calls they
-     * spin (sched_yield) on the cores the software renderer needs. */
-    openblas_set_num_threads(1);
     vm->model = m;
     vm->sim_kind = info.sim_kind;
     vm->n_bodies = info.n_bodies;

@@ -303,12 +303,6 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* The q-quantile of a sorted array (nearest rank). */
-static double quantile(const double *sorted, long n, double q)
-{
-    long k = (long)ceil(q * (double)n) - 1;
-    return sorted[k < 0 ? 0 : k >= n ? n - 1 : k];
-}
 
 /* --bench-frames N: frame times with simulated 60 frames/s of progress, then the cost of
  * one learned step and of the simulator's steps it replaces. */
@@ -346,13 +340,13 @@ static int run_bench(struct viewer *v, char err[VIZ_ERRLEN])
     qsort(ft, (size_t)frames, sizeof(double), cmp_double);
     char desc[256];
     viz_render_describe(v->ren, desc, sizeof desc);
-    double med = quantile(ft, frames, 0.5);
+    double med = sim_quantile(ft, frames, 0.5);
     fprintf(v->out, "renderer: %s\n", desc);
     fprintf(v->out, "scene: %dx%d framebuffer, msaa %d, %d bodies, %s, %d steps/s, trails %s, ui %s\n",
             v->layout.fb_w, v->layout.fb_h, viz_render_samples(v->ren), v->app.n, sim_kind_name(v->app.kind), v->app.speed,
             v->app.trails ? "on" : "off", v->o->ui ? "on" : "off");
     fprintf(v->out, "frame time over %ld frames: median %.2f ms, p99 %.2f ms, mean %.2f ms, max %.2f ms (%.0f fps at the median)\n",
-            frames, 1e3 * med, 1e3 * quantile(ft, frames, 0.99), 1e3 * sum / frames, 1e3 * ft[frames - 1],
+            frames, 1e3 * med, 1e3 * sim_quantile(ft, frames, 0.99), 1e3 * sum / frames, 1e3 * ft[frames - 1],
             1.0 / med);
     free(ft);
 
@@ -383,7 +377,7 @@ static int run_bench(struct viewer *v, char err[VIZ_ERRLEN])
     }
     qsort(st, (size_t)calls, sizeof(double), cmp_double);
     fprintf(v->out, "learned step (%d simulation steps, %d bodies): median %.3f ms, p99 %.3f ms over %d calls\n",
-            v->app.stepper.horizon, n, 1e3 * quantile(st, calls, 0.5), 1e3 * quantile(st, calls, 0.99), calls);
+            v->app.stepper.horizon, n, 1e3 * sim_quantile(st, calls, 0.5), 1e3 * sim_quantile(st, calls, 0.99), calls);
     /* The simulator over the same span, for comparison. */
     memcpy(sys.x, v->app.truth.x, bytes);
     memcpy(sys.v, v->app.truth.v, bytes);
@@ -397,7 +391,7 @@ static int run_bench(struct viewer *v, char err[VIZ_ERRLEN])
     }
     qsort(st, (size_t)calls, sizeof(double), cmp_double);
     fprintf(v->out, "simulator (%d steps, %d bodies): median %.3f ms over %d calls\n", v->app.stepper.horizon, n,
-            1e3 * quantile(st, calls, 0.5), calls);
+            1e3 * sim_quantile(st, calls, 0.5), calls);
     sim_system_free(&sys);
     free(x), free(vel), free(st);
     return VIZ_OK;

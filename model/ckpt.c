@@ -350,6 +350,7 @@ int cn_model_load(const char *path, struct cn_model **out, char err[CN_ERRLEN])
     struct cn_model *m = calloc(1, sizeof *m);
     if (!m)
         return cn_fail(err, CN_ENOMEM, "out of memory");
+    cn_blas_policy();
     int st = cn_ckpt_load(path, NULL, &m->s, &m->meta, NULL, NULL, NULL, err);
     if (st) {
         free(m);

@@ -227,32 +227,52 @@ void cn_gather(const struct cn_split *sp, int task, const long *idx, int graphs,
 
 /* ----------------------------------------------- batched training step */
 
-/* A batch split across threads: each thread runs forward and backward on its share of
- * the graphs with single-threaded OpenBLAS and its own gradient buffer; the buffers are
- * then summed in thread order, so results are deterministic for a given thread count. */
+/* Graphs per share. A batch is cut into shares of CN_SHARE_GRAPHS consecutive graphs (the last
+ * one may be shorter) whatever the thread count: each share's forward and backward run on one
+ * thread with single-threaded OpenBLAS into the share's own gradient buffer, and the buffers
+ * are summed in share order, element by element. So every result (loss, gradient, prediction)
+ * is the same bits for any --threads, OMP_NUM_THREADS, OMP_THREAD_LIMIT, OMP_DYNAMIC or nesting:
+ * OpenMP may grant fewer threads than asked, and they then compute more shares each. 16 graphs
+ * keep one layer's activations of 5-body graphs (about 12 arrays of 16 * 20 * 64 floats) in a
+ * 1 MiB L2 cache and are still large enough for efficient sgemm. */
+#define CN_SHARE_GRAPHS 16
+#define CN_MAX_THREADS 64 /* Most threads a trainer asks for. */
+
+/* Shares of a batch of `graphs` graphs. */
+int cn_shares(int graphs);
+
+/* The per-thread workspaces, the share gradient buffers and batch scratch of a model. */
 struct cn_trainer;
 
+/* A trainer for batches of up to max_graphs graphs of n bodies on up to `threads` threads
+ * (1..CN_MAX_THREADS). Also sets the BLAS policy (cn_blas_policy). */
 int cn_trainer_create(const struct cn_config *c, int max_graphs, int n, int threads,
                       struct cn_trainer **out, char err[CN_ERRLEN]);
 void cn_trainer_free(struct cn_trainer *t);
+/* Threads a trainer asks OpenMP for (at most one per share of its largest batch). */
 int cn_trainer_threads(const struct cn_trainer *t);
-/* Loss (MSE; STEP: MSE of positions + MSE of velocities) of one batch and its gradient
- * into s->grad (overwritten). */
-double cn_trainer_grad(struct cn_trainer *t, struct cn_state *s, int graphs, const float *x,
-                       const float *v, const float *q, const float *field,
-                       const float *x_target, const float *v_target);
+/* Loss (MSE; STEP: MSE of positions + MSE of velocities) of one batch into *loss and its
+ * gradient into s->grad (overwritten). Returns the first failing share's status, else CN_OK. */
+int cn_trainer_grad(struct cn_trainer *t, struct cn_state *s, int graphs, const float *x,
+                    const float *v, const float *q, const float *field, const float *x_target,
+                    const float *v_target, double *loss);
 /* Forward only: predictions and, if not NULL, the per-sample MSE (positions; STEP: positions
- * + velocities) in sample_mse[graphs]. x_out / v_out may be NULL. */
-void cn_trainer_predict(struct cn_trainer *t, const float *param, int graphs, const float *x,
-                        const float *v, const float *q, const float *field,
-                        const float *x_target, const float *v_target, float *x_out,
-                        float *v_out, double *sample_mse);
+ * + velocities) in sample_mse[graphs]. x_out / v_out may be NULL. Returns a status. */
+int cn_trainer_predict(struct cn_trainer *t, const float *param, int graphs, const float *x,
+                       const float *v, const float *q, const float *field,
+                       const float *x_target, const float *v_target, float *x_out,
+                       float *v_out, double *sample_mse);
 
 /* Per-sample MSE of a split (POSITION: all trajectories; STEP: max_samples pairs spread
- * evenly over the split, <= 0 all); mse[count] receives them; returns the count (< 0 when the
- * split's bodies differ from the trainer's). */
-long cn_eval_split(struct cn_trainer *t, const float *param, const struct cn_config *c,
-                   const struct cn_split *sp, long max_samples, double *mse);
+ * evenly over the split, <= 0 all); mse[] receives them and *count how many. CN_EARG when the
+ * split's bodies differ from the trainer's, else a kernel status. */
+int cn_eval_split(struct cn_trainer *t, const float *param, const struct cn_config *c,
+                  const struct cn_split *sp, long max_samples, double *mse, long *count);
+
+/* The BLAS thread policy of this library: OpenBLAS single-threaded. Parallelism comes from
+ * the shares; BLAS threads on these small matrices oversubscribe and spin in sched_yield.
+ * Called by cn_trainer_create and cn_model_load; idempotent. */
+void cn_blas_policy(void);
 
 /* ------------------------------------------------------------- training */
 
@@ -269,7 +289,8 @@ struct cn_train_opts {
     int lr_step;          /* StepLR period in epochs; 0: epochs / 8 (at least 1). */
     int val_every;        /* Validate (and test) when epoch % val_every == 0. Default 5. */
     uint32_t seed;        /* Initialisation and shuffling. Default 1. */
-    int threads;          /* Threads splitting each batch. Default 2 (or 1 on one core). */
+    int threads;          /* Threads computing the shares of each batch (no effect on any result).
+                             Default 2 (or 1 on one core). */
     long pairs_per_epoch; /* STEP: training pairs drawn per epoch (0: all). Default 20000. */
     long eval_pairs;      /* STEP: validation/test pairs evaluated (0: all). Default 10000. */
     int traj_step;        /* STEP: simulation steps per dataset frame. Default 100. */

@@ -141,7 +141,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "nbody-eval: out of memory\n");
         goto done;
     }
-    long cnt = cn_eval_split(t, s->param, &s->cfg, sp, max_samples, mse);
+    long cnt = 0;
+    int est = cn_eval_split(t, s->param, &s->cfg, sp, max_samples, mse, &cnt);
+    if (est != CN_OK) {
+        fprintf(stderr, "nbody-eval: evaluation failed: %s\n", cn_strerror(est));
+        goto done;
+    }
     double sum = 0, sq = 0;
     for (long k = 0; k < cnt; k++)
         sum += mse[k];

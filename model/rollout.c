@@ -105,8 +105,10 @@ int cn_rollout_run(struct cn_trainer *t, const struct cn_state *s, const struct 
             e0[b] = energy(kind, n, x + b * nb, v + b * nb, q + (size_t)b * n, buf);
         }
         for (int k = 0; k < steps; k++) {
-            cn_trainer_predict(t, s->param, g, x, v, q, s->cfg.has_field ? field : NULL, NULL,
-                               NULL, xo, vo, NULL);
+            status = cn_trainer_predict(t, s->param, g, x, v, q,
+                                        s->cfg.has_field ? field : NULL, NULL, NULL, xo, vo, NULL);
+            if (status != CN_OK)
+                break;
             memcpy(x, xo, sizeof(float) * g * nb);
             memcpy(v, vo, sizeof(float) * g * nb);
             for (int b = 0; b < g; b++) {
@@ -152,7 +154,11 @@ int cn_rollout_run(struct cn_trainer *t, const struct cn_state *s, const struct 
     }
     free(x); free(v); free(xo); free(vo); free(q); free(e0); free(buf); free(dm); free(dtr);
     if (status != CN_OK) {
-        snprintf(err, CN_ERRLEN, "the rollout produced a non-finite state");
+        if (status == CN_EDATA)
+            snprintf(err, CN_ERRLEN, "the rollout produced a non-finite state");
+        else
+            snprintf(err, CN_ERRLEN, "the network failed during the rollout: %s",
+                     cn_strerror(status));
         cn_rollout_free(r);
     }
     return status;

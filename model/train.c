@@ -621,8 +621,13 @@ int cn_train(const struct cn_train_opts *o_in, const struct cn_data *d, const ch
                         bvt[z] = -bvt[z];
                     }
                 }
-            double loss = cn_trainer_grad(tr, &s, B, bx, bv, bq, cfg.has_field ? field : NULL,
-                                          bxt, task == CN_TASK_STEP ? bvt : NULL);
+            double loss = NAN;
+            if ((st = cn_trainer_grad(tr, &s, B, bx, bv, bq, cfg.has_field ? field : NULL, bxt,
+                                      task == CN_TASK_STEP ? bvt : NULL, &loss))) {
+                cn_fail(err, st, "the network failed (%s) at epoch %d batch %d",
+                        cn_strerror(st), epoch, b);
+                goto done;
+            }
             if (!isfinite(loss)) {
                 st = cn_fail(err, CN_EDATA, "training diverged: loss %g at epoch %d batch %d",
                              loss, epoch, b);
@@ -643,10 +648,16 @@ int cn_train(const struct cn_train_opts *o_in, const struct cn_data *d, const ch
         if (r.n_ema > 0)
             model.param = r.ema;
         if (epoch % o->val_every == 0) {
-            long nv = cn_eval_split(tr, model.param, &cfg, &d->valid, eval_max, mse);
-            h.val_mse = mean(mse, nv);
-            long nt = cn_eval_split(tr, model.param, &cfg, &d->test, eval_max, mse);
-            h.test_mse = mean(mse, nt);
+            long nv = 0, nt = 0;
+            if ((st = cn_eval_split(tr, model.param, &cfg, &d->valid, eval_max, mse, &nv)) == CN_OK)
+                h.val_mse = mean(mse, nv);
+            if (st == CN_OK &&
+                (st = cn_eval_split(tr, model.param, &cfg, &d->test, eval_max, mse, &nt)) == CN_OK)
+                h.test_mse = mean(mse, nt);
+            if (st) {
+                cn_fail(err, st, "evaluation failed (%s) at epoch %d", cn_strerror(st), epoch);
+                goto done;
+            }
             if (h.val_mse < r.best_val) {
                 r.best_val = h.val_mse;
                 r.best_test = h.test_mse;

@@ -1,5 +1,5 @@
-/* trainer.c: one batch split across OpenMP threads (each with single-threaded OpenBLAS, its
- * own workspace and gradient buffer, reduced in a fixed order), prediction and evaluation. */
+/* trainer.c: one batch cut into fixed shares of CN_SHARE_GRAPHS graphs, computed by however
+ * many OpenMP threads are granted and reduced in share order; prediction and evaluation. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,65 +9,65 @@
 
 #include "internal.h"
 
-/* Graphs per forward/backward call inside a thread: small enough that one layer's activations
- * (about 12 arrays of graphs * n(n-1) * H floats) stay in a 1 MiB L2 cache, large enough for
- * efficient sgemm. Gradients of the micro-batches are accumulated in order (deterministic).
- * CN_MICRO_BATCH environment variable overrides it (for benchmarking). */
-#define MICRO_BATCH 16
+/* Parameters reduced per task of the share reduction: 64 KiB of floats per share buffer. */
+#define REDUCE_BLOCK 16384
 
-/* Per-thread buffers and the shared prediction/gradient arrays of a batch. */
+/* Per-thread workspaces, per-share gradients and results, batch buffers. */
 struct cn_trainer {
     struct cn_config cfg;
-    int threads, max_graphs, n, micro;
-    struct cn_ws *ws[64];
-    float *gbuf[64];     /* gradient buffers of threads 1.. (thread 0 writes s->grad) */
+    int threads, max_graphs, n, max_shares;
+    struct cn_ws *ws[CN_MAX_THREADS]; /* one per thread of the team */
     long n_params;
+    size_t gstride;         /* floats between share gradient buffers */
+    float *gshare;          /* [max_shares][gstride], all zero between calls */
+    double *part;           /* per share: squared errors of x, of v */
+    int *status;            /* per share: status of its kernels */
     float *xo, *vo, *dxo, *dvo; /* [max_graphs * n * 3] */
-    double part[64][2];  /* per-thread partial sums of squared errors (x, v) */
     /* scratch of cn_eval_split */
     float *bx, *bv, *bq, *bxt, *bvt;
     long *idx;
 };
 
-/* Graphs [first, first + count) handled by thread t of T. */
-static void share(int graphs, int T, int t, int *first, int *count)
-{
-    int base = graphs / T, rem = graphs % T;
-    *first = t * base + (t < rem ? t : rem);
-    *count = base + (t < rem ? 1 : 0);
-}
+/* Shares of a batch. */
+int cn_shares(int graphs) { return (graphs + CN_SHARE_GRAPHS - 1) / CN_SHARE_GRAPHS; }
+
+/* OpenBLAS single-threaded (see clofnet.h). */
+void cn_blas_policy(void) { openblas_set_num_threads(1); }
 
 /* Create a trainer (see clofnet.h). */
 int cn_trainer_create(const struct cn_config *c, int max_graphs, int n, int threads,
                       struct cn_trainer **out, char err[CN_ERRLEN])
 {
     *out = NULL;
-    if (threads < 1 || threads > 64)
-        return cn_fail(err, CN_EARG, "threads %d must be in 1..64", threads);
-    if (threads > max_graphs)
-        threads = max_graphs;
+    if (threads < 1 || threads > CN_MAX_THREADS)
+        return cn_fail(err, CN_EARG, "threads %d must be in 1..%d", threads, CN_MAX_THREADS);
+    if (max_graphs < 1)
+        return cn_fail(err, CN_EARG, "a batch needs at least one graph (got %d)", max_graphs);
+    int st = cn_config_check(c, err);
+    if (st)
+        return st;
     struct cn_trainer *t = calloc(1, sizeof *t);
     if (!t)
         return cn_fail(err, CN_ENOMEM, "out of memory");
     t->cfg = *c;
-    t->threads = threads;
     t->max_graphs = max_graphs;
+    t->max_shares = cn_shares(max_graphs);
+    t->threads = threads < t->max_shares ? threads : t->max_shares;
     t->n = n;
     t->n_params = cn_param_count(c);
-    int st = CN_OK;
-    t->micro = MICRO_BATCH;
-    const char *env = getenv("CN_MICRO_BATCH");
-    if (env && atoi(env) > 0)
-        t->micro = atoi(env);
-    for (int k = 0; k < threads && !st; k++) {
-        int first, count;
-        share(max_graphs, threads, k, &first, &count);
-        st = cn_ws_create(c, count < t->micro ? count : t->micro, n, CN_F32, &t->ws[k], err);
-        if (!st && k > 0 && !(t->gbuf[k] = malloc((size_t)t->n_params * sizeof(float))))
-            st = cn_fail(err, CN_ENOMEM, "out of memory for gradient buffers");
-    }
+    t->gstride = cn_round16((size_t)t->n_params);
+    const int wg = max_graphs < CN_SHARE_GRAPHS ? max_graphs : CN_SHARE_GRAPHS;
+    for (int k = 0; k < t->threads && !st; k++)
+        st = cn_ws_create(c, wg, n, CN_F32, &t->ws[k], err);
     size_t nb = (size_t)max_graphs * n * 3;
     if (!st) {
+        void *g = NULL;
+        if (posix_memalign(&g, 64, (size_t)t->max_shares * t->gstride * sizeof(float)) == 0) {
+            t->gshare = g;
+            memset(g, 0, (size_t)t->max_shares * t->gstride * sizeof(float));
+        }
+        t->part = calloc((size_t)t->max_shares * 2, sizeof *t->part);
+        t->status = calloc((size_t)t->max_shares, sizeof *t->status);
         t->xo = malloc(nb * sizeof(float));
         t->vo = malloc(nb * sizeof(float));
         t->dxo = malloc(nb * sizeof(float));
@@ -78,17 +78,15 @@ int cn_trainer_create(const struct cn_config *c, int max_graphs, int n, int thre
         t->bvt = malloc(nb * sizeof(float));
         t->bq = malloc((size_t)max_graphs * n * sizeof(float));
         t->idx = malloc((size_t)max_graphs * sizeof(long));
-        if (!t->xo || !t->vo || !t->dxo || !t->dvo || !t->bx || !t->bv || !t->bxt || !t->bvt ||
-            !t->bq || !t->idx)
+        if (!t->gshare || !t->part || !t->status || !t->xo || !t->vo || !t->dxo || !t->dvo ||
+            !t->bx || !t->bv || !t->bxt || !t->bvt || !t->bq || !t->idx)
             st = cn_fail(err, CN_ENOMEM, "out of memory for batch buffers");
     }
     if (st) {
         cn_trainer_free(t);
         return st;
     }
-    /* parallelism comes from splitting the batch: OpenBLAS's own threads would oversubscribe,
-     * and on these small matrices they mostly spin in sched_yield */
-    openblas_set_num_threads(1);
+    cn_blas_policy();
     *out = t;
     return CN_OK;
 }
@@ -98,10 +96,11 @@ void cn_trainer_free(struct cn_trainer *t)
 {
     if (!t)
         return;
-    for (int k = 0; k < t->threads; k++) {
+    for (int k = 0; k < t->threads; k++)
         cn_ws_free(t->ws[k]);
-        free(t->gbuf[k]);
-    }
+    free(t->gshare);
+    free(t->part);
+    free(t->status);
     free(t->xo);
     free(t->vo);
     free(t->dxo);
@@ -115,7 +114,7 @@ void cn_trainer_free(struct cn_trainer *t)
     free(t);
 }
 
-/* Threads a trainer splits batches across. */
+/* Threads a trainer asks for. */
 int cn_trainer_threads(const struct cn_trainer *t) { return t->threads; }
 
 /* Sum of squared differences in double, in index order. */
@@ -129,98 +128,135 @@ static double sq_sum(size_t cnt, const float *a, const float *b)
     return s;
 }
 
-/* Loss and gradient of one batch (see clofnet.h). */
-double cn_trainer_grad(struct cn_trainer *t, struct cn_state *s, int graphs, const float *x,
-                       const float *v, const float *q, const float *field,
-                       const float *x_target, const float *v_target)
+/* First graph and graph count of share k of a batch. */
+static void share_range(int graphs, int k, int *first, int *count)
+{
+    *first = k * CN_SHARE_GRAPHS;
+    *count = graphs - *first < CN_SHARE_GRAPHS ? graphs - *first : CN_SHARE_GRAPHS;
+}
+
+/* Forward and backward of share k on workspace ws into its zeroed gradient buffer g. */
+static int share_grad(struct cn_trainer *t, struct cn_ws *ws, const struct cn_state *s,
+                      int graphs, int k, const float *x, const float *v, const float *q,
+                      const float *field, const float *x_target, const float *v_target,
+                      double count, float *g, double part[2])
 {
     const int n = t->n, step = t->cfg.task == CN_TASK_STEP;
-    const int T = t->threads < graphs ? t->threads : graphs;
-    const double count = (double)graphs * n * 3;
-    memset(s->grad, 0, (size_t)s->n_params * sizeof(float));
+    int first, cnt;
+    share_range(graphs, k, &first, &cnt);
+    const size_t o = (size_t)first * n * 3, nb = (size_t)cnt * n * 3;
+    int st = cn_forward(ws, s->param, cnt, x + o, v + o, q + (size_t)first * n, field, t->xo + o,
+                        step ? t->vo + o : NULL);
+    if (st)
+        return st;
+    part[0] = sq_sum(nb, t->xo + o, x_target + o);
+    part[1] = step ? sq_sum(nb, t->vo + o, v_target + o) : 0;
+    for (size_t j = o; j < o + nb; j++) {
+        t->dxo[j] = (float)(2.0 * ((double)t->xo[j] - x_target[j]) / count);
+        if (step)
+            t->dvo[j] = (float)(2.0 * ((double)t->vo[j] - v_target[j]) / count);
+    }
+    return cn_backward(ws, s->param, t->dxo + o, step ? t->dvo + o : NULL, g, NULL, NULL);
+}
+
+/* Check the sizes of a batch call. */
+static int check_batch(const struct cn_trainer *t, int graphs)
+{
+    return graphs >= 1 && graphs <= t->max_graphs ? CN_OK : CN_EARG;
+}
+
+/* Loss and gradient of one batch (see clofnet.h). */
+int cn_trainer_grad(struct cn_trainer *t, struct cn_state *s, int graphs, const float *x,
+                    const float *v, const float *q, const float *field, const float *x_target,
+                    const float *v_target, double *loss)
+{
+    if (check_batch(t, graphs) || s->n_params != t->n_params || !loss)
+        return CN_EARG;
+    const int S = cn_shares(graphs), T = t->threads < S ? t->threads : S;
+    const double count = (double)graphs * t->n * 3;
+    const long P = t->n_params, blocks = (P + REDUCE_BLOCK - 1) / REDUCE_BLOCK;
+    const size_t stride = t->gstride;
+    float *restrict gs = t->gshare, *restrict grad = s->grad;
 #pragma omp parallel num_threads(T)
     {
-        int k = omp_get_thread_num(), first, cnt;
-        share(graphs, T, k, &first, &cnt);
-        size_t o = (size_t)first * n * 3, nb = (size_t)cnt * n * 3;
-        float *g = k == 0 ? s->grad : t->gbuf[k];
-        if (k > 0)
-            memset(g, 0, (size_t)s->n_params * sizeof(float));
-        double px = 0, pv = 0;
-        for (int m0 = 0; m0 < cnt; m0 += t->micro) {
-            const int mc = cnt - m0 < t->micro ? cnt - m0 : t->micro;
-            const size_t om = o + (size_t)m0 * n * 3, nm = (size_t)mc * n * 3;
-            cn_forward(t->ws[k], s->param, mc, x + om, v + om, q + (size_t)(first + m0) * n, field,
-                       t->xo + om, step ? t->vo + om : NULL);
-            px += sq_sum(nm, t->xo + om, x_target + om);
-            if (step)
-                pv += sq_sum(nm, t->vo + om, v_target + om);
-            for (size_t j = om; j < om + nm; j++) {
-                t->dxo[j] = (float)(2.0 * ((double)t->xo[j] - x_target[j]) / count);
-                if (step)
-                    t->dvo[j] = (float)(2.0 * ((double)t->vo[j] - v_target[j]) / count);
+        /* however many threads are granted, every share is computed once */
+        struct cn_ws *ws = t->ws[omp_get_thread_num()];
+#pragma omp for schedule(dynamic, 1)
+        for (int k = 0; k < S; k++)
+            t->status[k] = share_grad(t, ws, s, graphs, k, x, v, q, field, x_target, v_target,
+                                      count, gs + (size_t)k * stride, t->part + 2 * k);
+        /* sum the shares in share order, and leave their buffers zeroed for the next call */
+#pragma omp for schedule(static)
+        for (long b = 0; b < blocks; b++) {
+            const long j0 = b * REDUCE_BLOCK, j1 = j0 + REDUCE_BLOCK < P ? j0 + REDUCE_BLOCK : P;
+            memcpy(grad + j0, gs + j0, (size_t)(j1 - j0) * sizeof(float));
+            memset(gs + j0, 0, (size_t)(j1 - j0) * sizeof(float));
+            for (int k = 1; k < S; k++) {
+                float *gk = gs + (size_t)k * stride;
+                for (long j = j0; j < j1; j++)
+                    grad[j] += gk[j];
+                memset(gk + j0, 0, (size_t)(j1 - j0) * sizeof(float));
             }
-            cn_backward(t->ws[k], s->param, t->dxo + om, step ? t->dvo + om : NULL, g, NULL, NULL);
-        }
-        t->part[k][0] = px;
-        t->part[k][1] = pv;
-        (void)nb;
-#pragma omp barrier
-        /* fixed-order reduction, each thread summing its own slice of the parameters */
-        long pf = s->n_params * k / T, pl = s->n_params * (k + 1) / T;
-        for (int u = 1; u < T; u++) {
-            const float *gu = t->gbuf[u];
-            for (long j = pf; j < pl; j++)
-                s->grad[j] += gu[j];
         }
     }
     double sx = 0, sv = 0;
-    for (int k = 0; k < T; k++) {
-        sx += t->part[k][0];
-        sv += t->part[k][1];
+    for (int k = 0; k < S; k++) {
+        if (t->status[k])
+            return t->status[k];
+        sx += t->part[2 * k];
+        sv += t->part[2 * k + 1];
     }
-    return (sx + sv) / count;
+    *loss = (sx + sv) / count;
+    return CN_OK;
 }
 
 /* Forward only, with per-sample errors (see clofnet.h). */
-void cn_trainer_predict(struct cn_trainer *t, const float *param, int graphs, const float *x,
-                        const float *v, const float *q, const float *field,
-                        const float *x_target, const float *v_target, float *x_out,
-                        float *v_out, double *sample_mse)
+int cn_trainer_predict(struct cn_trainer *t, const float *param, int graphs, const float *x,
+                       const float *v, const float *q, const float *field,
+                       const float *x_target, const float *v_target, float *x_out,
+                       float *v_out, double *sample_mse)
 {
+    if (check_batch(t, graphs) || !param)
+        return CN_EARG;
     const int n = t->n, step = t->cfg.task == CN_TASK_STEP;
-    const int T = t->threads < graphs ? t->threads : graphs;
+    const int S = cn_shares(graphs), T = t->threads < S ? t->threads : S;
     const size_t nb1 = (size_t)n * 3;
 #pragma omp parallel num_threads(T)
     {
-        int k = omp_get_thread_num(), first, cnt;
-        share(graphs, T, k, &first, &cnt);
-        for (int m0 = first; m0 < first + cnt; m0 += t->micro) {
-            const int mc = first + cnt - m0 < t->micro ? first + cnt - m0 : t->micro;
-            const size_t om = (size_t)m0 * nb1;
-            cn_forward(t->ws[k], param, mc, x + om, v + om, q + (size_t)m0 * n, field, t->xo + om,
-                       step ? t->vo + om : NULL);
+        struct cn_ws *ws = t->ws[omp_get_thread_num()];
+#pragma omp for schedule(dynamic, 1)
+        for (int k = 0; k < S; k++) {
+            int first, cnt;
+            share_range(graphs, k, &first, &cnt);
+            const size_t o = (size_t)first * nb1;
+            t->status[k] = cn_forward(ws, param, cnt, x + o, v + o, q + (size_t)first * n, field,
+                                      t->xo + o, step ? t->vo + o : NULL);
+            if (!t->status[k] && sample_mse && x_target)
+                for (int g = first; g < first + cnt; g++) {
+                    double e = sq_sum(nb1, t->xo + g * nb1, x_target + g * nb1) / (double)nb1;
+                    if (step && v_target)
+                        e += sq_sum(nb1, t->vo + g * nb1, v_target + g * nb1) / (double)nb1;
+                    sample_mse[g] = e;
+                }
         }
-        if (sample_mse && x_target)
-            for (int g = first; g < first + cnt; g++) {
-                double e = sq_sum(nb1, t->xo + g * nb1, x_target + g * nb1) / (double)nb1;
-                if (step && v_target)
-                    e += sq_sum(nb1, t->vo + g * nb1, v_target + g * nb1) / (double)nb1;
-                sample_mse[g] = e;
-            }
     }
+    for (int k = 0; k < S; k++)
+        if (t->status[k])
+            return t->status[k];
     if (x_out)
         memcpy(x_out, t->xo, (size_t)graphs * nb1 * sizeof(float));
     if (v_out && step)
         memcpy(v_out, t->vo, (size_t)graphs * nb1 * sizeof(float));
+    return CN_OK;
 }
 
 /* Per-sample errors over a split, in batches of the trainer's size. */
-long cn_eval_split(struct cn_trainer *t, const float *param, const struct cn_config *c,
-                   const struct cn_split *sp, long max_samples, double *mse)
+int cn_eval_split(struct cn_trainer *t, const float *param, const struct cn_config *c,
+                  const struct cn_split *sp, long max_samples, double *mse, long *count)
 {
-    if (sp->n != t->n)
-        return -1;
+    *count = 0;
+    if (sp->n != t->n || c->task != t->cfg.task)
+        return CN_EARG;
     const long all = cn_task_samples(sp, c->task);
     long total = all;
     if (max_samples > 0 && max_samples < total)
@@ -232,8 +268,11 @@ long cn_eval_split(struct cn_trainer *t, const float *param, const struct cn_con
         for (int k = 0; k < g; k++)
             t->idx[k] = total == all ? s0 + k : (long)((double)(s0 + k) * (double)all / (double)total);
         cn_gather(sp, c->task, t->idx, g, t->bx, t->bv, t->bq, t->bxt, t->bvt);
-        cn_trainer_predict(t, param, g, t->bx, t->bv, t->bq, c->has_field ? field : NULL,
-                           t->bxt, t->bvt, NULL, NULL, mse + s0);
+        int st = cn_trainer_predict(t, param, g, t->bx, t->bv, t->bq, c->has_field ? field : NULL,
+                                    t->bxt, t->bvt, NULL, NULL, mse + s0);
+        if (st)
+            return st;
     }
-    return total;
+    *count = total;
+    return CN_OK;
 }

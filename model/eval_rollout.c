@@ -7,8 +7,8 @@
 
 #include "clofnet.h"
 #include "eval_rollout.h"
+#include "plot.h"
 #include "sim.h"
-#include "viz.h"
 
 /* Write the per-horizon table as CSV, atomically; SIM_OK or a status with the message in err. */
 static int write_csv(const char *path, const struct cn_rollout *r, double dt_frame,
@@ -47,7 +47,7 @@ static void json_array(const char *key, const double *a, int n)
 
 int eval_rollout(const struct eval_rollout_opts *o)
 {
-    char err[CN_ERRLEN], verr[VIZ_ERRLEN];
+    char err[CN_ERRLEN];
     struct cn_state s;
     struct cn_meta meta;
     int has_opt;
@@ -87,31 +87,42 @@ int eval_rollout(const struct eval_rollout_opts *o)
     }
     const double dt_frame = meta.horizon_steps * SIM_DT;
     char csv[4096], png[4096];
-    snprintf(csv, sizeof csv, "%s.csv", o->prefix);
-    snprintf(png, sizeof png, "%s.png", o->prefix);
+    if (snprintf(csv, sizeof csv, "%s.csv", o->prefix) >= (int)sizeof csv ||
+        snprintf(png, sizeof png, "%s.png", o->prefix) >= (int)sizeof png) {
+        fprintf(stderr, "nbody-eval: --plot prefix of %zu bytes is too long\n", strlen(o->prefix));
+        goto out;
+    }
     char serr[SIM_ERRLEN];
     if (write_csv(csv, &r, dt_frame, serr) != SIM_OK) {
         fprintf(stderr, "nbody-eval: cannot write the rollout table %s\n", serr);
         goto out;
     }
     double *h = malloc(sizeof(double) * r.steps);
+    if (!h) {
+        fprintf(stderr, "nbody-eval: out of memory for the plot %s (the table %s is written)\n",
+                png, csv);
+        goto out;
+    }
     for (int k = 0; k < r.steps; k++)
         h[k] = k + 1;
     char title[256];
     snprintf(title, sizeof title, "free rollout from frame %d, %s, %d bodies, %ld trajectories",
              o->start, sim_kind_name(d.kind), sp->n, r.trajectories);
-    struct viz_plot p = {.title = title,
-                         .xlabel = "horizon (model steps of 100 simulation steps)",
-                         .ylabel = "position MSE",
-                         .log_y = 1,
-                         .nseries = 2,
-                         .series = {{"ClofNet", h, r.mse_model, r.steps, {214, 82, 40}},
-                                    {"constant velocity x + v t", h, r.mse_cv, r.steps, {60, 110, 200}}}};
-    int pst = viz_plot_png(png, &p, verr);
+    struct plot_chart p = {.title = title,
+                           .xlabel = "horizon (model steps of 100 simulation steps)",
+                           .ylabel = "position MSE",
+                           .log_y = 1,
+                           .nseries = 2,
+                           .series = {{"ClofNet", h, r.mse_model, r.steps, {214, 82, 40}},
+                                      {"constant velocity x + v t", h, r.mse_cv, r.steps,
+                                       {60, 110, 200}}}};
+    char perr[PLOT_ERRLEN];
+    int pst = plot_chart_png(png, &p, perr);
     free(h);
-    if (pst != VIZ_OK) {
-        fprintf(stderr, "nbody-eval: %s\n", verr);
-        unlink(csv);
+    if (pst != SIM_OK) {
+        /* The table is correct and complete: it stays, and the message says so. */
+        fprintf(stderr, "nbody-eval: cannot write the plot %s: %s (the table %s is written)\n",
+                png, perr, csv);
         goto out;
     }
     if (o->json) {

@@ -1,5 +1,5 @@
 /* eval_rollout.h: the --rollout mode of nbody-eval (program code, not part of the library:
- * it prints, and links the viewer library for its PNG plot). */
+ * it prints, and links the plot library for its chart, not the viewer). */
 #ifndef EVAL_ROLLOUT_H
 #define EVAL_ROLLOUT_H
 

@@ -1,12 +1,16 @@
-/* plot.c: line charts drawn on the CPU into RGBA pixels and written as PNG (rollout error
+/* chart.c: line charts drawn on the CPU into RGBA pixels and written as PNG (rollout error
  * against horizon); no window or GL context needed, so evaluation tools can use it. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "viz.h"
+#include "plot.h"
 
+/* Upper bound on x tick marks; the step rule gives 4 to 16. */
+#define MAX_XTICKS 64
+
+/* RGBA pixels being drawn, top row first. */
 struct canvas {
     int w, h;
     unsigned char *px;
@@ -46,30 +50,50 @@ static void line(struct canvas *cv, float x0, float y0, float x1, float y1, floa
 /* Text with the built-in font, each font pixel a scale x scale square; (x, y) top left. */
 static void text(struct canvas *cv, int x, int y, int scale, const char *s, const unsigned char c[3])
 {
-    for (; *s; s++, x += VIZ_FONT_ADVANCE * scale)
-        for (int row = 0; row < VIZ_FONT_H; row++)
-            for (int col = 0; col < VIZ_FONT_W; col++)
-                if (viz_font_pixel((unsigned char)*s, col, row))
+    for (; *s; s++, x += PLOT_FONT_ADVANCE * scale)
+        for (int row = 0; row < PLOT_FONT_H; row++)
+            for (int col = 0; col < PLOT_FONT_W; col++)
+                if (plot_font_pixel((unsigned char)*s, col, row))
                     for (int a = 0; a < scale; a++)
                         for (int b = 0; b < scale; b++)
                             blend(cv, x + col * scale + b, y + row * scale + a, c, 1);
 }
 
+/* Width in pixels of s drawn at the given scale. */
 static int text_width(const char *s, int scale)
 {
-    return (int)strlen(s) * VIZ_FONT_ADVANCE * scale;
+    return (int)strlen(s) * PLOT_FONT_ADVANCE * scale;
 }
 
-int viz_plot_png(const char *path, const struct viz_plot *p, char err[VIZ_ERRLEN])
+/* Widen a range of one value (lo == hi) around it: half its magnitude each side, or 0.5
+ * around zero, so one point or a constant series still has axes to sit in. */
+static void pad_degenerate(double *lo, double *hi)
 {
-    if (!p || p->nseries < 1 || p->nseries > VIZ_PLOT_MAX_SERIES) {
-        snprintf(err, VIZ_ERRLEN, "a plot needs 1 to %d series", VIZ_PLOT_MAX_SERIES);
-        return VIZ_EARG;
+    if (*hi > *lo)
+        return;
+    double half = *lo != 0 ? 0.5 * fabs(*lo) : 0.5;
+    *lo -= half;
+    *hi += half;
+}
+
+/* Draw a line chart and write it as a PNG (see plot.h). */
+int plot_chart_png(const char *path, const struct plot_chart *p, char err[PLOT_ERRLEN])
+{
+    if (!p || p->nseries < 1 || p->nseries > PLOT_MAX_SERIES) {
+        snprintf(err, PLOT_ERRLEN, "%s: a chart needs 1 to %d series", path ? path : "(null)",
+                 PLOT_MAX_SERIES);
+        return SIM_EARG;
     }
     double xmin = INFINITY, xmax = -INFINITY, ymin = INFINITY, ymax = -INFINITY;
-    for (int s = 0; s < p->nseries; s++)
-        for (int i = 0; i < p->series[s].count; i++) {
-            double x = p->series[s].x[i], y = p->series[s].y[i];
+    for (int s = 0; s < p->nseries; s++) {
+        const struct plot_series *ser = &p->series[s];
+        if (ser->count < 0 || (ser->count > 0 && (!ser->x || !ser->y))) {
+            snprintf(err, PLOT_ERRLEN, "%s: series %d has %d points but no data",
+                     path ? path : "(null)", s, ser->count);
+            return SIM_EARG;
+        }
+        for (int i = 0; i < ser->count; i++) {
+            double x = ser->x[i], y = ser->y[i];
             if (!isfinite(x) || !isfinite(y) || (p->log_y && y <= 0))
                 continue;
             xmin = fmin(xmin, x);
@@ -77,17 +101,19 @@ int viz_plot_png(const char *path, const struct viz_plot *p, char err[VIZ_ERRLEN
             ymin = fmin(ymin, y);
             ymax = fmax(ymax, y);
         }
-    if (!(xmax > xmin) || !(ymax >= ymin)) {
-        snprintf(err, VIZ_ERRLEN, "nothing to plot: the series have no finite%s points",
-                 p->log_y ? " positive" : "");
-        return VIZ_EARG;
     }
+    if (!(xmax >= xmin) || !(ymax >= ymin)) {
+        snprintf(err, PLOT_ERRLEN, "%s: nothing to plot: the series have no finite%s points",
+                 path ? path : "(null)", p->log_y ? " positive" : "");
+        return SIM_EARG;
+    }
+    pad_degenerate(&xmin, &xmax);
     const int W = 960, H = 600, S = 2; /* pixels, font scale */
     const int left = 120, right = 30, top = 96, bottom = 90;
     struct canvas cv = {W, H, malloc((size_t)W * H * 4)};
     if (!cv.px) {
-        snprintf(err, VIZ_ERRLEN, "out of memory for a %d x %d plot", W, H);
-        return VIZ_ENOMEM;
+        snprintf(err, PLOT_ERRLEN, "out of memory for a %d x %d plot", W, H);
+        return SIM_ENOMEM;
     }
     for (size_t k = 0; k < (size_t)W * H; k++) {
         unsigned char *q = cv.px + k * 4;
@@ -102,9 +128,12 @@ int viz_plot_png(const char *path, const struct viz_plot *p, char err[VIZ_ERRLEN
         if (y1 <= y0)
             y1 = y0 + 1;
     } else {
-        double pad = (ymax - ymin) * 0.05 + 1e-12;
-        y0 = ymin - pad;
-        y1 = ymax + pad;
+        y0 = ymin;
+        y1 = ymax;
+        pad_degenerate(&y0, &y1);
+        double pad = (y1 - y0) * 0.05;
+        y0 -= pad;
+        y1 += pad;
     }
     const int pw = W - left - right, ph = H - top - bottom;
 #define PX(x) (left + (float)(((x) - xmin) / (xmax - xmin)) * pw)
@@ -119,7 +148,7 @@ int viz_plot_png(const char *path, const struct viz_plot *p, char err[VIZ_ERRLEN
                 line(&cv, left, ym, left + 8, ym, 1, ink);
             }
             snprintf(lab, sizeof lab, "1e%d", d);
-            text(&cv, left - 12 - text_width(lab, S), (int)y - VIZ_FONT_H * S / 2, S, lab, ink);
+            text(&cv, left - 12 - text_width(lab, S), (int)y - PLOT_FONT_H * S / 2, S, lab, ink);
         }
     } else {
         for (int k = 0; k <= 5; k++) {
@@ -127,7 +156,7 @@ int viz_plot_png(const char *path, const struct viz_plot *p, char err[VIZ_ERRLEN
             float y = PY(v);
             line(&cv, left, y, left + pw, y, 1, grid);
             snprintf(lab, sizeof lab, "%.3g", v);
-            text(&cv, left - 12 - text_width(lab, S), (int)y - VIZ_FONT_H * S / 2, S, lab, ink);
+            text(&cv, left - 12 - text_width(lab, S), (int)y - PLOT_FONT_H * S / 2, S, lab, ink);
         }
     }
     /* x ticks: about 8, at round steps. */
@@ -136,7 +165,12 @@ int viz_plot_png(const char *path, const struct viz_plot *p, char err[VIZ_ERRLEN
         step *= 5;
     else if (span / step > 16)
         step *= 2;
-    for (double v = ceil(xmin / step) * step; v <= xmax + 1e-9 * span; v += step) {
+    /* counted, not accumulated: a step below the rounding of xmin must not loop forever */
+    const double first = ceil(xmin / step) * step;
+    for (int k = 0; k <= MAX_XTICKS; k++) {
+        double v = first + k * step;
+        if (v > xmax + 1e-9 * span)
+            break;
         float x = PX(v);
         line(&cv, x, top, x, top + ph, 1, grid);
         snprintf(lab, sizeof lab, "%g", v);
@@ -145,7 +179,7 @@ int viz_plot_png(const char *path, const struct viz_plot *p, char err[VIZ_ERRLEN
     line(&cv, left, top, left, top + ph, 2, ink);
     line(&cv, left, top + ph, left + pw, top + ph, 2, ink);
     for (int s = 0; s < p->nseries; s++) {
-        const struct viz_plot_series *ser = &p->series[s];
+        const struct plot_series *ser = &p->series[s];
         int have = 0;
         float lx = 0, ly = 0;
         for (int i = 0; i < ser->count; i++) {
@@ -161,8 +195,8 @@ int viz_plot_png(const char *path, const struct viz_plot *p, char err[VIZ_ERRLEN
             lx = cx, ly = cy, have = 1;
         }
         /* legend, top left inside the axes */
-        int ly0 = top + 14 + s * (VIZ_FONT_LINE * S + 6);
-        line(&cv, left + 20, ly0 + VIZ_FONT_H, left + 56, ly0 + VIZ_FONT_H, 4, ser->rgb);
+        int ly0 = top + 14 + s * (PLOT_FONT_LINE * S + 6);
+        line(&cv, left + 20, ly0 + PLOT_FONT_H, left + 56, ly0 + PLOT_FONT_H, 4, ser->rgb);
         text(&cv, left + 66, ly0, S, ser->name, ink);
     }
 #undef PX
@@ -173,7 +207,7 @@ int viz_plot_png(const char *path, const struct viz_plot *p, char err[VIZ_ERRLEN
         text(&cv, left + (pw - text_width(p->xlabel, S)) / 2, H - 40, S, p->xlabel, ink);
     if (p->ylabel)
         text(&cv, 12, top - 36, S, p->ylabel, ink);
-    int st = viz_png_write(path, W, H, cv.px, err);
+    int st = plot_png_write(path, W, H, cv.px, err);
     free(cv.px);
     return st;
 }

@@ -1,12 +1,12 @@
-/* font.c: the viewer's built-in 5 x 9 bitmap font for printable ASCII, drawn for this
- * project as pixel art ('#' set, '.' clear; rows 7-8 hold descenders). Public domain. */
-#include "viz.h"
+/* font.c: the built-in 5 x 9 bitmap font for printable ASCII (viewer overlay, charts), drawn
+ * for this project as pixel art ('#' set, '.' clear; rows 7-8 hold descenders). Public domain. */
+#include "plot.h"
 
 #include <stdio.h>
 #include <string.h>
 
 /* Glyphs for ' ' (32) to '~' (126); rows left out are blank. */
-static const char *const glyphs[95][VIZ_FONT_H] = {
+static const char *const glyphs[95][PLOT_FONT_H] = {
     /*   */ {".....", ".....", ".....", ".....", ".....", ".....", "....."},
     /* ! */ {"..#..", "..#..", "..#..", "..#..", "..#..", ".....", "..#.."},
     /* " */ {".#.#.", ".#.#.", ".#.#.", ".....", ".....", ".....", "....."},
@@ -104,9 +104,10 @@ static const char *const glyphs[95][VIZ_FONT_H] = {
     /* ~ */ {".....", ".....", ".#...", "#.#.#", "...#.", ".....", "....."},
 };
 
-int viz_font_pixel(int ch, int col, int row)
+/* One pixel of a glyph (see plot.h). */
+int plot_font_pixel(int ch, int col, int row)
 {
-    if (col < 0 || col >= VIZ_FONT_W || row < 0 || row >= VIZ_FONT_H)
+    if (col < 0 || col >= PLOT_FONT_W || row < 0 || row >= PLOT_FONT_H)
         return 0;
     if (ch < 32 || ch > 126)
         ch = '?';
@@ -114,25 +115,26 @@ int viz_font_pixel(int ch, int col, int row)
     return line && line[col] == '#';
 }
 
-int viz_font_check(char err[VIZ_ERRLEN])
+/* Check every glyph's rows (see plot.h). */
+int plot_font_check(char err[PLOT_ERRLEN])
 {
     for (int g = 0; g < 95; g++) {
         int lit = 0;
-        for (int row = 0; row < VIZ_FONT_H; row++) {
+        for (int row = 0; row < PLOT_FONT_H; row++) {
             const char *line = glyphs[g][row];
             if (!line)
                 continue;
-            if (strlen(line) != VIZ_FONT_W || strspn(line, "#.") != VIZ_FONT_W) {
-                snprintf(err, VIZ_ERRLEN, "glyph '%c' row %d is \"%s\", not %d of '#' and '.'", g + 32,
-                         row, line, VIZ_FONT_W);
-                return VIZ_EFORMAT;
+            if (strlen(line) != PLOT_FONT_W || strspn(line, "#.") != PLOT_FONT_W) {
+                snprintf(err, PLOT_ERRLEN, "glyph '%c' row %d is \"%s\", not %d of '#' and '.'", g + 32,
+                         row, line, PLOT_FONT_W);
+                return SIM_EFORMAT;
             }
             lit += (int)(strchr(line, '#') != NULL);
         }
         if ((g == 0) != (lit == 0)) {
-            snprintf(err, VIZ_ERRLEN, "glyph '%c' is %s", g + 32, lit ? "not blank" : "blank");
-            return VIZ_EFORMAT;
+            snprintf(err, PLOT_ERRLEN, "glyph '%c' is %s", g + 32, lit ? "not blank" : "blank");
+            return SIM_EFORMAT;
         }
     }
-    return VIZ_OK;
+    return SIM_OK;
 }

@@ -1,21 +1,24 @@
-/* png.c: screenshots and recorded frames as PNG files through libpng, written to a
- * temporary name and renamed so a path never holds half an image; and reading them back. */
-#include "viz.h"
+/* png.c: PNG files through libpng: images written through sim_atomic, so a path never holds
+ * half an image and a failure leaves nothing behind; and reading them back as RGBA. */
+#include "plot.h"
 
-#include <errno.h>
 #include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+
+/* Where libpng's callbacks report to: the writer and the message buffer. */
+struct png_sink {
+    struct sim_atomic *a;
+    char *err;
+};
 
 /* libpng error callback: keep the message and unwind to the setjmp of the caller. */
 static void png_fail(png_structp png, png_const_charp msg)
 {
-    char *err = png_get_error_ptr(png);
-    if (err)
-        snprintf(err, VIZ_ERRLEN, "libpng: %s", msg);
+    struct png_sink *s = png_get_error_ptr(png);
+    if (s && s->err)
+        snprintf(s->err, PLOT_ERRLEN, "%.400s: libpng: %.100s", s->a->path, msg);
     png_longjmp(png, 1);
 }
 
@@ -26,86 +29,74 @@ static void png_warn(png_structp png, png_const_charp msg)
     (void)msg;
 }
 
-/* Encode rows into an open file; returns VIZ_OK or VIZ_EIO with the message in err. */
-static int png_encode(FILE *f, int w, int h, const unsigned char *rgba, char err[VIZ_ERRLEN])
+/* Bytes from libpng into the temporary; a failure is kept in the writer for its message. */
+static void png_put(png_structp png, png_bytep data, png_size_t len)
 {
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, err, png_fail, png_warn);
+    struct png_sink *s = png_get_io_ptr(png);
+    if (sim_atomic_write(s->a, data, len) != 0)
+        png_error(png, "write failed");
+}
+
+/* Nothing to do: the commit flushes. */
+static void png_flush_nop(png_structp png)
+{
+    (void)png;
+}
+
+/* Encode rows into the writer; SIM_OK, or a status with the message in err. */
+static int png_encode(struct png_sink *s, int w, int h, const unsigned char *rgba)
+{
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, s, png_fail, png_warn);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
         png_destroy_write_struct(&png, NULL);
-        snprintf(err, VIZ_ERRLEN, "libpng: out of memory");
-        return VIZ_ENOMEM;
+        snprintf(s->err, PLOT_ERRLEN, "%.400s: libpng: out of memory", s->a->path);
+        return SIM_ENOMEM;
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        return VIZ_EIO;
+        return SIM_EIO;
     }
-    png_init_io(png, f);
-    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGBA, PNG_INTERLACE_NONE,
-                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    /* Level 3 is a good size for a fraction of the time of the default 6, which matters when recording. */
+    png_set_write_fn(png, s, png_put, png_flush_nop);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGBA,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    /* Level 3 is a good size for a fraction of the time of the default 6, which matters
+     * when recording. */
     png_set_compression_level(png, 3);
     png_write_info(png, info);
     for (int y = 0; y < h; y++)
         png_write_row(png, (png_const_bytep)(rgba + (size_t)y * w * 4));
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    return VIZ_OK;
+    return SIM_OK;
 }
 
-int viz_png_write(const char *path, int w, int h, const unsigned char *rgba, char err[VIZ_ERRLEN])
+/* Write an RGBA image as a PNG file, atomically (see plot.h). */
+int plot_png_write(const char *path, int w, int h, const unsigned char *rgba,
+                   char err[PLOT_ERRLEN])
 {
     if (!path || !*path || w <= 0 || h <= 0 || !rgba) {
-        snprintf(err, VIZ_ERRLEN, "png: invalid image (%d x %d) or path", w, h);
-        return VIZ_EARG;
+        snprintf(err, PLOT_ERRLEN, "%s: invalid image (%d x %d) or path", path ? path : "(null)",
+                 w, h);
+        return SIM_EARG;
     }
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 16);
-    if (!tmp) {
-        snprintf(err, VIZ_ERRLEN, "out of memory");
-        return VIZ_ENOMEM;
+    struct sim_atomic a;
+    int st = sim_atomic_open(&a, path, err);
+    if (st != SIM_OK)
+        return st;
+    struct png_sink s = {&a, err};
+    st = png_encode(&s, w, h, rgba);
+    if (st != SIM_OK && !a.error) {
+        sim_atomic_abort(&a); /* libpng's own failure: its message is in err */
+        return st;
     }
-    snprintf(tmp, len + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        snprintf(err, VIZ_ERRLEN, "cannot create '%s': %s", path, strerror(errno));
-        free(tmp);
-        return VIZ_EIO;
-    }
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        snprintf(err, VIZ_ERRLEN, "cannot write '%s': %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return VIZ_EIO;
-    }
-    int rc = png_encode(f, w, h, rgba, err);
-    if (fflush(f) != 0 && rc == VIZ_OK) {
-        snprintf(err, VIZ_ERRLEN, "cannot write '%s': %s", tmp, strerror(errno));
-        rc = VIZ_EIO;
-    }
-    if (fclose(f) != 0 && rc == VIZ_OK) {
-        snprintf(err, VIZ_ERRLEN, "cannot write '%s': %s", tmp, strerror(errno));
-        rc = VIZ_EIO;
-    }
-    /* mkstemp creates the file 0600; an image is for everyone to read, as the umask allows. */
-    if (rc == VIZ_OK) {
-        mode_t mask = umask(0);
-        umask(mask);
-        chmod(tmp, 0666 & ~mask);
-    }
-    if (rc == VIZ_OK && rename(tmp, path) != 0) {
-        snprintf(err, VIZ_ERRLEN, "cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
-        rc = VIZ_EIO;
-    }
-    if (rc != VIZ_OK)
-        unlink(tmp);
-    free(tmp);
-    return rc;
+    /* A write failure inside libpng is kept in a: the commit names the path and the reason,
+     * and removes the temporary. */
+    return sim_atomic_commit(&a, err);
 }
 
-int viz_png_read(const char *path, int *w, int *h, unsigned char **rgba, char err[VIZ_ERRLEN])
+/* Read a PNG file as RGBA (see plot.h). */
+int plot_png_read(const char *path, int *w, int *h, unsigned char **rgba, char err[PLOT_ERRLEN])
 {
     *rgba = NULL;
     *w = *h = 0;
@@ -113,25 +104,25 @@ int viz_png_read(const char *path, int *w, int *h, unsigned char **rgba, char er
     memset(&img, 0, sizeof img);
     img.version = PNG_IMAGE_VERSION;
     if (!png_image_begin_read_from_file(&img, path)) {
-        snprintf(err, VIZ_ERRLEN, "cannot read PNG '%s': %s", path, img.message);
-        return VIZ_EFORMAT;
+        snprintf(err, PLOT_ERRLEN, "cannot read PNG '%s': %s", path, img.message);
+        return SIM_EFORMAT;
     }
     img.format = PNG_FORMAT_RGBA;
     size_t bytes = PNG_IMAGE_SIZE(img);
     unsigned char *buf = malloc(bytes);
     if (!buf) {
         png_image_free(&img);
-        snprintf(err, VIZ_ERRLEN, "out of memory for '%s'", path);
-        return VIZ_ENOMEM;
+        snprintf(err, PLOT_ERRLEN, "out of memory for '%s'", path);
+        return SIM_ENOMEM;
     }
     if (!png_image_finish_read(&img, NULL, buf, 0, NULL)) {
-        snprintf(err, VIZ_ERRLEN, "cannot decode PNG '%s': %s", path, img.message);
+        snprintf(err, PLOT_ERRLEN, "cannot decode PNG '%s': %s", path, img.message);
         free(buf);
         png_image_free(&img);
-        return VIZ_EFORMAT;
+        return SIM_EFORMAT;
     }
     *w = (int)img.width;
     *h = (int)img.height;
     *rgba = buf;
-    return VIZ_OK;
+    return SIM_OK;
 }

@@ -1,5 +1,5 @@
 # Each library exports only its own prefix (checked with nm on the built archive).
-foreach(pair "sim:sim_" "model:cn_" "viz:viz_")
+foreach(pair "sim:sim_" "plot:plot_" "model:cn_" "viz:viz_")
   string(REPLACE ":" ";" parts ${pair})
   list(GET parts 0 lib)
   list(GET parts 1 prefix)

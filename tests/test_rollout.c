@@ -1,5 +1,6 @@
 /* test_rollout.c: free rollouts of the shipped learned integrators: shapes, determinism,
- * argument checks, and that each beats the constant-velocity baseline at horizon 10. */
+ * argument checks, that each beats the constant-velocity baseline at horizon 10, and nbody-eval
+ * --rollout end to end (including a one-step rollout and a plot that cannot be written). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,14 +48,11 @@ static void make_split(int kind, struct cn_split *sp)
     for (int t = 0; t < TEST_TRAJ; t++) {
         for (int i = 0; i < n; i++)
             sp->q[t * n + i] = (float)ch[t * n + i];
-        for (int f = 0; f < frames; f++)
-            for (int i = 0; i < n; i++)
-                for (int c = 0; c < 3; c++) {
-                    size_t src = ((size_t)t * frames + f) * 3 * n + (size_t)c * n + i;
-                    size_t dst = (((size_t)t * frames + f) * n + i) * 3 + c;
-                    sp->loc[dst] = (float)loc[src];
-                    sp->vel[dst] = (float)vel[src];
-                }
+        for (int f = 0; f < frames; f++) {
+            const size_t frame = ((size_t)t * frames + f) * 3 * n;
+            sim_axis_to_node(n, loc + frame, sp->loc + frame);
+            sim_axis_to_node(n, vel + frame, sp->vel + frame);
+        }
     }
     free(loc);
     free(vel);
@@ -218,6 +216,105 @@ static void test_eval_program(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Big-endian 32-bit value. */
+static uint32_t be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* 1 if path is a whole PNG file: the signature, IHDR first (its size into w, h), chunks that
+ * fit, and IEND as the last bytes; 0 otherwise. (test_plot decodes PNGs with libpng; this
+ * test links only the model library.) */
+static int png_valid(const char *path, uint32_t *w, uint32_t *h)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    static unsigned char buf[1 << 22];
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (len < 8 + 25 || memcmp(buf, sig, 8) != 0 || memcmp(buf + 12, "IHDR", 4) != 0 ||
+        be32(buf + 8) != 13)
+        return 0;
+    *w = be32(buf + 16);
+    *h = be32(buf + 20);
+    size_t pos = 8;
+    while (pos + 12 <= len) {
+        uint32_t clen = be32(buf + pos);
+        if (clen > len - pos - 12)
+            return 0;
+        int iend = memcmp(buf + pos + 4, "IEND", 4) == 0;
+        pos += 12 + clen;
+        if (iend)
+            return pos == len;
+    }
+    return 0;
+}
+
+/* Whole text file into buf (at most len - 1 bytes); its length, or -1. */
+static long slurp_text(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, len - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    return (long)n;
+}
+
+/* nbody-eval --rollout 1 (a one-point plot): a CSV of one row and a valid PNG. When the PNG
+ * cannot be written, the correct CSV stays, the message names the PNG, and the exit is 1. */
+static void test_eval_rollout_one(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_rollout1.XXXXXX", cmd[2048], out[8192], path[300], csv[4096];
+    assert_non_null(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd, BIN_DIR "/sim/nbody-gen --train 2 --valid 2 --test 4 --seed 6 "
+             "--out %s/data 2>&1", dir);
+    assert_int_equal(run(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, BIN_DIR "/model/nbody-eval --model " MODELS_DIR "/step-charged5.ckpt "
+             "--data %s/data --rollout 1 --plot %s/one --json 2>&1", dir, dir);
+    int st = run(cmd, out, sizeof out);
+    if (st != 0)
+        fail_msg("--rollout 1: exit %d: %s", st, out);
+    assert_int_equal(json_array_len(out, "clofnet"), 1);
+    snprintf(path, sizeof path, "%s/one.csv", dir);
+    assert_true(slurp_text(path, csv, sizeof csv) > 0);
+    char *row = strchr(csv, '\n');
+    assert_non_null(row);
+    row++;
+    assert_int_equal(strncmp(row, "1,", 2), 0); /* horizon 1 */
+    char *end = strchr(row, '\n');
+    assert_non_null(end);
+    assert_int_equal(end[1], '\0'); /* header and exactly one row */
+    snprintf(path, sizeof path, "%s/one.png", dir);
+    uint32_t w = 0, h = 0;
+    assert_true(png_valid(path, &w, &h));
+    assert_true(w > 0 && h > 0);
+
+    /* The PNG's path is a non-empty directory: the plot fails, the table stays. */
+    char blocker[400];
+    snprintf(blocker, sizeof blocker, "%s/blocked.png", dir);
+    assert_int_equal(mkdir(blocker, 0755), 0);
+    snprintf(path, sizeof path, "%s/keep", blocker);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, BIN_DIR "/model/nbody-eval --model " MODELS_DIR "/step-charged5.ckpt "
+             "--data %s/data --rollout 2 --plot %s/blocked 2>&1 >/dev/null", dir, dir);
+    st = run(cmd, out, sizeof out);
+    assert_int_equal(st, 1);
+    if (!strstr(out, blocker))
+        fail_msg("the message does not name %s: %s", blocker, out);
+    snprintf(path, sizeof path, "%s/blocked.csv", dir);
+    assert_true(slurp_text(path, csv, sizeof csv) > 0);
+    assert_non_null(strstr(csv, "\n2,")); /* both rows */
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -226,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_dynamic),
         cmocka_unit_test(test_position_model_rejected),
         cmocka_unit_test(test_eval_program),
+        cmocka_unit_test(test_eval_rollout_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* test_viz.c: the viewer without a window: camera math, layout, input mapping, options,
- * the ground-truth/learned state machine (against sim_run), PNG files, font, model loading. */
+ * the ground-truth/learned state machine (against sim_run), model loading. PNG files and the
+ * font are plot/'s (test_plot.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -62,19 +63,6 @@ static void remove_tree(const char *dir)
     }
     closedir(d);
     rmdir(dir);
-}
-
-/* Number of entries in a folder besides . and .. */
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-    closedir(d);
-    return n;
 }
 
 /* ------------------------------------------------------------ matrices and camera */
@@ -854,74 +842,6 @@ static void test_position_mse(void **state)
     assert_float_equal(viz_position_mse(2, a, a), 0.0, 0.0);
 }
 
-/* ------------------------------------------------------------ PNG and font */
-
-static void test_png_roundtrip_and_atomic_write(void **state)
-{
-    (void)state;
-    char dir[512], path[600], err[VIZ_ERRLEN];
-    make_tmpdir(dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/img.png", dir);
-    const int w = 37, h = 19;
-    unsigned char *px = malloc((size_t)w * h * 4);
-    for (int k = 0; k < w * h * 4; k++)
-        px[k] = (unsigned char)((k * 7919) >> 3);
-    assert_int_equal(viz_png_write(path, w, h, px, err), VIZ_OK);
-    assert_int_equal(count_entries(dir), 1); /* no temporary left behind */
-    int rw, rh;
-    unsigned char *back;
-    assert_int_equal(viz_png_read(path, &rw, &rh, &back, err), VIZ_OK);
-    assert_int_equal(rw, w);
-    assert_int_equal(rh, h);
-    assert_memory_equal(back, px, (size_t)w * h * 4);
-    free(back);
-    /* An unwritable place: an error naming it, and nothing written. */
-    char bad[700];
-    snprintf(bad, sizeof bad, "%s/no/such/dir/x.png", dir);
-    assert_int_equal(viz_png_write(bad, w, h, px, err), VIZ_EIO);
-    assert_non_null(strstr(err, bad));
-    assert_int_equal(count_entries(dir), 1);
-    /* Not a PNG. */
-    FILE *f = fopen(path, "wb");
-    fputs("not a png", f);
-    fclose(f);
-    assert_int_equal(viz_png_read(path, &rw, &rh, &back, err), VIZ_EFORMAT);
-    assert_null(back);
-    free(px);
-    remove_tree(dir);
-}
-
-static void test_font(void **state)
-{
-    (void)state;
-    char err[VIZ_ERRLEN] = "";
-    assert_int_equal(viz_font_check(err), VIZ_OK);
-    int lit_a = 0, lit_space = 0, desc_g = 0, desc_a = 0;
-    for (int r = 0; r < VIZ_FONT_H; r++)
-        for (int c = 0; c < VIZ_FONT_W; c++) {
-            lit_a += viz_font_pixel('A', c, r);
-            lit_space += viz_font_pixel(' ', c, r);
-            desc_g += r >= 7 && viz_font_pixel('g', c, r);
-            desc_a += r >= 7 && viz_font_pixel('a', c, r);
-            assert_int_equal(viz_font_pixel(200, c, r), viz_font_pixel('?', c, r));
-        }
-    assert_true(lit_a > 10);
-    assert_int_equal(lit_space, 0);
-    assert_true(desc_g > 0);
-    assert_int_equal(desc_a, 0);
-    assert_int_equal(viz_font_pixel('A', -1, 0), 0);
-    assert_int_equal(viz_font_pixel('A', 0, VIZ_FONT_H), 0);
-    /* Distinct glyphs for characters that are easy to mix up. */
-    const char pairs[][2] = {{'0', 'O'}, {'1', 'l'}, {'5', 'S'}, {'8', 'B'}, {'e', 'c'}};
-    for (size_t k = 0; k < sizeof pairs / sizeof pairs[0]; k++) {
-        int differ = 0;
-        for (int r = 0; r < VIZ_FONT_H; r++)
-            for (int c = 0; c < VIZ_FONT_W; c++)
-                differ += viz_font_pixel(pairs[k][0], c, r) != viz_font_pixel(pairs[k][1], c, r);
-        assert_true(differ > 0);
-    }
-}
-
 /* ------------------------------------------------------------ the model library */
 
 /* Save an untrained checkpoint of a task for the tests. */
@@ -1020,8 +940,6 @@ int main(void)
         cmocka_unit_test(test_trails),
         cmocka_unit_test(test_reset_and_hud),
         cmocka_unit_test(test_position_mse),
-        cmocka_unit_test(test_png_roundtrip_and_atomic_write),
-        cmocka_unit_test(test_font),
         cmocka_unit_test(test_model_loading),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

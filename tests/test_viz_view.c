@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "plot.h"
 #include "viz.h"
 
 /* Longest a single nbody-view run may take (the slowest, 2000 steps under ASan, takes ~10 s). */
@@ -297,7 +298,7 @@ static unsigned char *load_shot(const char *path)
     int w = 0, h = 0;
     unsigned char *px = NULL;
     char err[VIZ_ERRLEN];
-    if (viz_png_read(path, &w, &h, &px, err) != VIZ_OK)
+    if (plot_png_read(path, &w, &h, &px, err) != SIM_OK)
         fail_msg("%s", err);
     assert_int_equal(w, SHOT_W);
     assert_int_equal(h, SHOT_H);

@@ -1,11 +1,14 @@
-# tests/viz.cmake: the viewer's tests. test_viz: camera, input, options, app state, PNG, font and
-# model loading without a window. test_viz_view: nbody-view end to end under its own Xvfb.
+# tests/viz.cmake: the viewer's tests (built only with SDL2). test_viz: camera, input, options,
+# app state and model loading without a window. test_viz_view: nbody-view end to end under its own Xvfb.
+if(NOT TARGET viz)
+  return()
+endif()
 set(VIZ_TEST_ASSETS ${CMAKE_SOURCE_DIR}/assets CACHE PATH "assets folder (shaders, models) for test_viz_view")
 
 add_cmocka_test(test_viz viz model)
 target_compile_definitions(test_viz PRIVATE ASSETS_DIR="${CMAKE_SOURCE_DIR}/assets")
 
-add_cmocka_test(test_viz_view viz)
+add_cmocka_test(test_viz_view viz plot)
 add_dependencies(test_viz_view nbody-view)
 target_compile_definitions(test_viz_view PRIVATE NBODY_VIEW="$<TARGET_FILE:nbody-view>"
                            ASSETS_DIR="${VIZ_TEST_ASSETS}")

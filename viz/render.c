@@ -2,6 +2,8 @@
  * viewports (spheres, trails, floor grid, field arrows, axes) and the text/plot overlay. */
 #include "viz.h"
 
+#include "plot.h"
+
 #include <GL/glcorearb.h>
 #include <math.h>
 #include <stdio.h>
@@ -365,19 +367,19 @@ static void build_streams(struct viz_renderer *r)
     gl.BindVertexArray(0);
 }
 
-/* The font as a one-channel texture: 16 x 6 cells of VIZ_FONT_ADVANCE x VIZ_FONT_LINE. */
+/* The font as a one-channel texture: 16 x 6 cells of PLOT_FONT_ADVANCE x PLOT_FONT_LINE. */
 static int build_font(struct viz_renderer *r)
 {
-    r->atlas_w = ATLAS_COLS * VIZ_FONT_ADVANCE;
-    r->atlas_h = ATLAS_ROWS * VIZ_FONT_LINE;
+    r->atlas_w = ATLAS_COLS * PLOT_FONT_ADVANCE;
+    r->atlas_h = ATLAS_ROWS * PLOT_FONT_LINE;
     unsigned char *px = calloc((size_t)r->atlas_w * r->atlas_h, 1);
     if (!px)
         return VIZ_ENOMEM;
     for (int ch = 32; ch < 127; ch++) {
-        int cx = (ch - 32) % ATLAS_COLS * VIZ_FONT_ADVANCE, cy = (ch - 32) / ATLAS_COLS * VIZ_FONT_LINE;
-        for (int row = 0; row < VIZ_FONT_H; row++)
-            for (int col = 0; col < VIZ_FONT_W; col++)
-                if (viz_font_pixel(ch, col, row))
+        int cx = (ch - 32) % ATLAS_COLS * PLOT_FONT_ADVANCE, cy = (ch - 32) / ATLAS_COLS * PLOT_FONT_LINE;
+        for (int row = 0; row < PLOT_FONT_H; row++)
+            for (int col = 0; col < PLOT_FONT_W; col++)
+                if (plot_font_pixel(ch, col, row))
                     px[(size_t)(cy + 1 + row) * r->atlas_w + cx + col] = 255;
     }
     gl.GenTextures(1, &r->font_tex);
@@ -877,7 +879,7 @@ static float ui_text_clip(struct viz_renderer *r, float x, float y, int s, const
                           float max_w)
 {
     static const float shadow_rgb[3] = {0.0f, 0.0f, 0.0f};
-    float cw = (float)(VIZ_FONT_ADVANCE * s), chh = (float)(VIZ_FONT_LINE * s);
+    float cw = (float)(PLOT_FONT_ADVANCE * s), chh = (float)(PLOT_FONT_LINE * s);
     for (int pass = 0; pass < 2; pass++) {
         float off = pass == 0 ? (float)s : 0.0f;
         float col[4];
@@ -894,9 +896,9 @@ static float ui_text_clip(struct viz_renderer *r, float x, float y, int s, const
                 continue;
             if (ch < 32 || ch > 126)
                 ch = '?';
-            float u0 = (float)((ch - 32) % ATLAS_COLS * VIZ_FONT_ADVANCE) / r->atlas_w;
-            float v0 = (float)((ch - 32) / ATLAS_COLS * VIZ_FONT_LINE) / r->atlas_h;
-            float u1 = u0 + (float)VIZ_FONT_ADVANCE / r->atlas_w, v1 = v0 + (float)VIZ_FONT_LINE / r->atlas_h;
+            float u0 = (float)((ch - 32) % ATLAS_COLS * PLOT_FONT_ADVANCE) / r->atlas_w;
+            float v0 = (float)((ch - 32) / ATLAS_COLS * PLOT_FONT_LINE) / r->atlas_h;
+            float u1 = u0 + (float)PLOT_FONT_ADVANCE / r->atlas_w, v1 = v0 + (float)PLOT_FONT_LINE / r->atlas_h;
             ui_quad(r, cx + off, y + off, cx + off + cw, y + off + chh, u0, v0, u1, v1, col);
         }
     }
@@ -929,7 +931,7 @@ static void draw_plot(struct viz_renderer *r, const struct viz_frame *f)
     static const float curve[4] = {0.98f, 0.92f, 0.55f, 1.0f};
     static const float tick[4] = {0.45f, 0.5f, 0.6f, 0.35f};
     ui_rect(r, x, y, w, h, panel);
-    float lh = (float)(VIZ_FONT_LINE * s), cw = (float)(VIZ_FONT_ADVANCE * s);
+    float lh = (float)(PLOT_FONT_LINE * s), cw = (float)(PLOT_FONT_ADVANCE * s);
     ui_text_clip(r, x + cw, y + 0.5f * lh, s, "MSE vs time (log)", label, w - 2 * cw);
     float px0 = x + 6 * cw, px1 = x + w - 1.5f * cw, py0 = y + 2.0f * lh, py1 = y + h - 1.6f * lh;
     if (px1 - px0 < 10 || py1 - py0 < 10)
@@ -994,7 +996,7 @@ static void draw_overlay(struct viz_renderer *r, const struct viz_frame *f, floa
     const struct viz_hud *h = f->hud;
     const struct viz_app *a = f->app;
     int s = l->text_scale;
-    float lh = (float)(VIZ_FONT_LINE * s), cw = (float)(VIZ_FONT_ADVANCE * s), m = 8.0f * s;
+    float lh = (float)(PLOT_FONT_LINE * s), cw = (float)(PLOT_FONT_ADVANCE * s), m = 8.0f * s;
     static const float white[4] = {1.0f, 1.0f, 1.0f, 1.0f};
     static const float grey[4] = {0.68f, 0.71f, 0.78f, 1.0f};
     static const float info[4] = {0.86f, 0.88f, 0.92f, 1.0f};
@@ -1042,7 +1044,7 @@ static void draw_overlay(struct viz_renderer *r, const struct viz_frame *f, floa
         /* The panel shrinks to 1x text when it would not fit the window. */
         if (s > 1 && (float)(h->help_lines + 2) * lh > (float)l->fb_h - 2 * m) {
             s = 1;
-            lh = (float)VIZ_FONT_LINE, cw = (float)VIZ_FONT_ADVANCE;
+            lh = (float)PLOT_FONT_LINE, cw = (float)PLOT_FONT_ADVANCE;
         }
         float w = 44 * cw, hh = (float)(h->help_lines + 2) * lh;
         float px = 0.5f * ((float)l->fb_w - w), py = 0.5f * ((float)l->fb_h - hh);

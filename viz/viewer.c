@@ -2,6 +2,8 @@
  * screenshot and recording, and the frame-time benchmark; model switching and resets. */
 #include "viz.h"
 
+#include "plot.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -12,6 +14,12 @@
 #ifdef __SANITIZE_ADDRESS__
 #include <sanitizer/lsan_interface.h>
 #endif
+
+/* plot's statuses (sim's codes) are returned as viz statuses unchanged. */
+_Static_assert((int)VIZ_OK == (int)SIM_OK && (int)VIZ_EARG == (int)SIM_EARG &&
+                   (int)VIZ_ENOMEM == (int)SIM_ENOMEM && (int)VIZ_EIO == (int)SIM_EIO &&
+                   (int)VIZ_EFORMAT == (int)SIM_EFORMAT,
+               "viz and sim status codes must agree");
 
 #define FRAME_DT (1.0 / 60.0)   /* simulated wall time per frame when recording or benchmarking */
 #define MAX_FRAME_SECONDS 0.1   /* a stalled frame advances the simulation by at most this */
@@ -143,7 +151,7 @@ static int write_frame(struct viewer *v, const char *path, char err[VIZ_ERRLEN])
         v->pixels_cap = need;
     }
     viz_render_read(v->ren, v->pixels);
-    return viz_png_write(path, v->layout.fb_w, v->layout.fb_h, v->pixels, err);
+    return plot_png_write(path, v->layout.fb_w, v->layout.fb_h, v->pixels, err);
 }
 
 /* A progress line on a terminal, at most five times a second; silent when piped. */

@@ -1,5 +1,6 @@
 /* viz.h: the nbody-view viewer: orbit camera, layout and input mapping (pure functions),
- * the ground-truth/learned application state, the OpenGL renderer, PNG files and the SDL layer. */
+ * the ground-truth/learned application state, the OpenGL renderer and the SDL layer (PNG files,
+ * the font and charts are plot/'s, plot.h). */
 #ifndef VIZ_VIZ_H
 #define VIZ_VIZ_H
 
@@ -11,7 +12,8 @@
 
 /* ---------------------------------------------------------------- errors */
 
-/* Status codes returned by every fallible function of this library. */
+/* Status codes returned by every fallible function of this library. VIZ_EARG .. VIZ_EFORMAT
+ * have the values of SIM_EARG .. SIM_EFORMAT, so the statuses of sim and plot pass through. */
 enum viz_status {
     VIZ_OK = 0,
     VIZ_EARG = 1,       /* invalid argument or command line */
@@ -284,28 +286,6 @@ void viz_hermite(int n, const double *x0, const double *v0, const double *x1, co
 /* Point `age` (0 = newest) of body i of a trail, or NULL beyond the stored points. */
 const float *viz_trail_point(const struct viz_trail *tr, int n, int age, int i);
 
-/* ----------------------------------------------------------------- font */
-
-/* The built-in bitmap font: printable ASCII, 5 x 9 pixel glyphs (7 above the baseline,
- * 2 below) in 6 x 11 pixel cells. */
-#define VIZ_FONT_W 5
-#define VIZ_FONT_H 9
-#define VIZ_FONT_ADVANCE 6
-#define VIZ_FONT_LINE 11
-/* 1 if pixel (col, row) of the glyph for ch is set (row 0 at the top); characters
- * outside printable ASCII draw as '?'. */
-int viz_font_pixel(int ch, int col, int row);
-/* Check the font table; returns VIZ_OK or VIZ_EFORMAT naming the first bad glyph. */
-int viz_font_check(char err[VIZ_ERRLEN]);
-
-/* ------------------------------------------------------------------ PNG */
-
-/* Write w x h RGBA pixels (top row first) as a PNG, through a temporary file in the
- * same directory renamed into place: the path never holds a partial image. */
-int viz_png_write(const char *path, int w, int h, const unsigned char *rgba, char err[VIZ_ERRLEN]);
-/* Read a PNG as 8-bit RGBA (top row first) into a malloc'ed buffer. */
-int viz_png_read(const char *path, int *w, int *h, unsigned char **rgba, char err[VIZ_ERRLEN]);
-
 /* ------------------------------------------------------------- options */
 
 /* Command line of nbody-view. */
@@ -428,28 +408,5 @@ void viz_platform_sleep(double seconds);
  * --bench-frames. Results (benchmark numbers) go to `out`, warnings and progress to
  * `log`. Returns VIZ_OK or a status with a message for the user in err. */
 int viz_run(const struct viz_options *o, FILE *out, FILE *log, char err[VIZ_ERRLEN]);
-
-/* ----------------------------------------------------------------- plots */
-
-#define VIZ_PLOT_MAX_SERIES 8
-
-/* One line of a chart: count points (x[i], y[i]); non-finite points break the line. */
-struct viz_plot_series {
-    const char *name;     /* legend text */
-    const double *x, *y;
-    int count;
-    unsigned char rgb[3]; /* line colour */
-};
-
-/* A line chart of up to VIZ_PLOT_MAX_SERIES series. */
-struct viz_plot {
-    const char *title, *xlabel, *ylabel;
-    int log_y; /* 1: logarithmic y axis in decades (non-positive values are skipped) */
-    int nseries;
-    struct viz_plot_series series[VIZ_PLOT_MAX_SERIES];
-};
-
-/* Draw the chart on the CPU (960 x 600, built-in font) and write it as a PNG, atomically. */
-int viz_plot_png(const char *path, const struct viz_plot *p, char err[VIZ_ERRLEN]);
 
 #endif

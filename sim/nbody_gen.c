@@ -51,6 +51,86 @@ static int fail(const char *fmt, const char *a, const char *b)
     return 2;
 }
 
+static const char *const splits[3] = {"valid", "test", "train"};
+static const char *const quantities[4] = {"loc", "vel", "edges", "charges"};
+
+/* a * b into *out; 0, or -1 if the product does not fit in size_t. */
+static int mul_size(size_t a, size_t b, size_t *out)
+{
+    return __builtin_mul_overflow(a, b, out) ? -1 : 0;
+}
+
+/* The arrays of one split of c trajectories, in bytes: loc and vel (each), edges, charges. */
+struct split_bytes {
+    size_t lv, edges, charges;
+};
+
+/* Sizes of a split's arrays (at least one trajectory's worth); 0, or -1 on size_t overflow. */
+static int split_bytes(long c, int frames, int n, struct split_bytes *b)
+{
+    size_t count = c > 0 ? (size_t)c : 1, lv, e, q;
+    if (mul_size((size_t)frames, 3 * (size_t)n, &lv) || mul_size(lv, count, &lv) ||
+        mul_size(lv, sizeof(double), &lv) || mul_size((size_t)n, (size_t)n, &e) ||
+        mul_size(e, count, &e) || mul_size(e, sizeof(double), &e) ||
+        mul_size((size_t)n, count, &q) || mul_size(q, sizeof(double), &q))
+        return -1;
+    *b = (struct split_bytes){lv, e, q};
+    return 0;
+}
+
+/* Bytes as a short human-readable size. */
+static void human_bytes(double bytes, char *buf, size_t len)
+{
+    static const char *const unit[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    int u = 0;
+    while (bytes >= 1024 && u < 6)
+        bytes /= 1024, u++;
+    snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", bytes, unit[u]);
+}
+
+/* Refuse, before anything is allocated or created, a run whose arrays cannot be held: every
+ * product checked against SIZE_MAX, and the whole (the largest split's loc, vel, edges and
+ * charges, the seeds and each thread's force scratch) against the machine's memory.
+ * Returns 0, or 2 after printing one line naming the size. */
+static int check_sizes(const struct options *o, int frames, int threads)
+{
+    const long counts[3] = {o->valid, o->test, o->train};
+    int big = 0;
+    for (int s = 1; s < 3; s++)
+        if (counts[s] > counts[big])
+            big = s;
+    const int n = o->bodies;
+    struct split_bytes b;
+    size_t need = 0, scratch, seeds;
+    int bad = split_bytes(counts[big], frames, n, &b) ||
+              mul_size(SIM_FORCES_WORK(n) + 12 * (size_t)n, sizeof(double), &scratch) ||
+              mul_size(scratch, (size_t)threads, &scratch) ||
+              mul_size((size_t)(o->train + o->valid + o->test), sizeof(uint32_t), &seeds) ||
+              __builtin_add_overflow(b.lv, b.lv, &need) ||
+              __builtin_add_overflow(need, b.edges, &need) ||
+              __builtin_add_overflow(need, b.charges, &need) ||
+              __builtin_add_overflow(need, scratch, &need) ||
+              __builtin_add_overflow(need, seeds, &need);
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    double ram = pages > 0 && page > 0 ? (double)pages * (double)page : 0;
+    if (!bad && (ram == 0 || (double)need <= ram))
+        return 0;
+    /* the same sum in double, which cannot overflow, for the message */
+    double bytes = 2.0 * counts[big] * frames * 3.0 * n * sizeof(double) +
+                   (double)counts[big] * n * (n + 1.0) * sizeof(double) +
+                   (double)threads * ((double)n * n + 14.0 * n) * sizeof(double) +
+                   (double)(o->train + o->valid + o->test) * sizeof(uint32_t);
+    char want[32], have[32];
+    human_bytes(bytes, want, sizeof want);
+    human_bytes(ram, have, sizeof have);
+    fprintf(stderr, "nbody-gen: %ld %s trajectories of %d bodies and %d frames (and %d threads' "
+            "scratch) need %.3g bytes (%s) of memory at once, more than %s%s; use fewer "
+            "trajectories, bodies, frames or threads\n", counts[big], splits[big], n, frames,
+            threads, bytes, want, bad ? "a size_t can count" : "this machine's ",
+            bad ? "" : have);
+    return 2;
+}
+
 /* Fill o from argv; returns 0, or an exit status after printing the problem. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -130,6 +210,10 @@ static int parse_args(int argc, char **argv, struct options *o)
         return fail("--length must be at least twice --sample-freq: no frame would be saved%s%s", "", "");
     if (o->train + o->valid + o->test == 0)
         return fail("nothing to generate: --train, --valid and --test are all 0%s%s", "", "");
+    int rc = check_sizes(o, sim_frame_count(o->length, o->sample_freq),
+                         o->threads ? o->threads : omp_get_max_threads());
+    if (rc)
+        return rc;
     if (!o->reference && o->train + o->valid + o->test > SIM_SEED_RANGE)
         return fail("more than 1000000 trajectories need --reference-seeds: distinct seeds are "
                     "drawn from 0 .. 999999%s%s", "", "");
@@ -219,8 +303,6 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static const char *const splits[3] = {"valid", "test", "train"};
-static const char *const quantities[4] = {"loc", "vel", "edges", "charges"};
 
 int main(int argc, char **argv)
 {
@@ -231,6 +313,7 @@ int main(int argc, char **argv)
     long counts[3] = {o.valid, o.test, o.train};
     long total = o.valid + o.test + o.train;
     int n = o.bodies, frames = sim_frame_count(o.length, o.sample_freq);
+    int threads = o.threads ? o.threads : omp_get_max_threads();
 
     if (make_dirs(o.out) || access(o.out, W_OK))
         return fail("cannot write to output directory '%s': %s", o.out, strerror(errno));
@@ -254,7 +337,6 @@ int main(int argc, char **argv)
         free(seeds);
         return fail("cannot derive %s per-trajectory seeds%s", "the", "");
     }
-    int threads = o.threads ? o.threads : omp_get_max_threads();
     struct progress prog = {.tty = isatty(2), .start = now()};
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
@@ -264,11 +346,10 @@ int main(int argc, char **argv)
     rc = 0;
     for (int s = 0; s < 3 && !rc; s++) {
         long c = counts[s];
-        size_t traj = (size_t)frames * 3 * n;
-        double *loc = malloc(sizeof(double) * (c ? c : 1) * traj);
-        double *vel = malloc(sizeof(double) * (c ? c : 1) * traj);
-        double *edges = malloc(sizeof(double) * (c ? c : 1) * n * n);
-        double *charges = malloc(sizeof(double) * (c ? c : 1) * n);
+        struct split_bytes b;
+        split_bytes(c, frames, n, &b); /* cannot overflow: check_sizes passed */
+        double *loc = malloc(b.lv), *vel = malloc(b.lv);
+        double *edges = malloc(b.edges), *charges = malloc(b.charges);
         prog.split = splits[s];
         if (!loc || !vel || !edges || !charges) {
             snprintf(err, sizeof err, "out of memory for %ld trajectories of %d bodies", c, n);
@@ -307,13 +388,23 @@ int main(int argc, char **argv)
     if (prog.tty)
         fprintf(stderr, "\r\033[K");
     if (!rc) {
-        /* All twelve written: only now do they take their final names. */
+        /* All twelve written: only now do they take their final names, with signals held so
+         * that an interruption cannot leave some renamed and the others removed. */
+        sigset_t block, old;
+        sigemptyset(&block);
+        sigaddset(&block, SIGINT);
+        sigaddset(&block, SIGTERM);
+        sigaddset(&block, SIGHUP);
+        sigprocmask(SIG_BLOCK, &block, &old);
         for (int k = 0; k < 12 && !rc; k++) {
             if (rename(temp[k / 4][k % 4], final[k / 4][k % 4])) {
                 snprintf(err, sizeof err, "cannot rename %s: %s", temp[k / 4][k % 4], strerror(errno));
                 rc = 1;
             }
         }
+        if (!rc)
+            written = 0; /* renamed: nothing of ours for the handler to remove */
+        sigprocmask(SIG_SETMASK, &old, NULL);
     }
     if (rc) {
         for (int k = 0; k < written; k++)

@@ -1,5 +1,5 @@
 /* test_gen.c: the nbody-gen program end to end: files, shapes, determinism across
- * threads and runs, --force, reference seeds, and bad arguments. */
+ * threads and runs, --force, reference seeds, bad arguments and sizes, and signals. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,12 +7,15 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sim.h"
@@ -296,21 +299,109 @@ static void test_bad_arguments(void **state)
     assert_non_null(strstr(err, "output directory"));
 }
 
-/* Ctrl-C or kill during a run leaves nothing in the output directory. */
+/* Sizes that cannot be held: exit 2 before anything is allocated or created, one line naming
+ * the size, and no output directory. (Each would need far more than any machine has: at
+ * least 44 TiB, or more than 2^64 bytes.) */
+static void test_bad_sizes(void **state)
+{
+    (void)state;
+    char dir[300], args[900], err[1024];
+    snprintf(dir, sizeof dir, "%s/toobig", root);
+    struct {
+        const char *args, *expect;
+    } cases[] = {
+        {"--train 100000000 --bodies 10000", "100000000 train trajectories of 10000 bodies"},
+        {"--train 100000000 --bodies 10000 --length 2000000000 --sample-freq 1 --reference-seeds",
+         "size_t"},
+        {"--valid 100000000 --train 0 --test 0 --bodies 3000 --reference-seeds",
+         "100000000 valid trajectories of 3000 bodies"},
+        {"--train 1 --valid 1 --test 1 --bodies 10000 --length 100000000 --sample-freq 1",
+         "99999999 frames"},
+        {"--test 100000000 --train 0 --valid 0 --length 2000000000 --sample-freq 2 "
+         "--reference-seeds", "test trajectories"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        snprintf(args, sizeof args, "--out '%s' %s", dir, cases[k].args);
+        int st = gen(args, err, sizeof err);
+        if (st != 2 || !strstr(err, cases[k].expect) || !strstr(err, "bytes"))
+            fail_msg("'%s': exit %d, message '%s'", cases[k].args, st, err);
+        char *nl = strchr(err, '\n');
+        assert_true(nl && nl[1] == '\0'); /* exactly one line */
+        struct stat sb;
+        assert_int_not_equal(stat(dir, &sb), 0); /* not even the directory */
+    }
+}
+
+/* 1 if dir holds an entry whose name contains one of the two strings (NULL: ignored). */
+static int dir_has(const char *dir, const char *a, const char *b)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d)))
+        found = (a && strstr(e->d_name, a)) || (b && strstr(e->d_name, b));
+    closedir(d);
+    return found;
+}
+
+/* Longest wait for a run to reach the state a signal is meant to interrupt. */
+#define REACH_TIMEOUT_S 120.0
+#define POLL_INTERVAL_NS 2000000L
+
+/* Ctrl-C, kill or hang-up during a run leaves nothing in the output directory: the signal is
+ * sent once the run has reached the state under test, seen on disk (polled, so on any
+ * machine): the directory made (simulating, nothing written), a finished temporary .partial
+ * file, and any temporary at all (possibly mid-write, when signals wait for the file). */
 static void test_interrupted(void **state)
 {
     (void)state;
-    char dir[300], cmd[700];
+    char dir[300];
     snprintf(dir, sizeof dir, "%s/interrupted", root);
-    for (int k = 0; k < 2; k++) {
-        const char *sig = k ? "TERM" : "INT";
-        /* ~2.8 s of work: at 0.3 s it is simulating; at 1.6 s the valid files are written
-         * (as temporaries) and train is simulating, so the handler must remove them. */
-        snprintf(cmd, sizeof cmd, GEN " --train 3000 --valid 2000 --test 0 --threads 1 --out '%s' "
-                 ">/dev/null 2>&1 & pid=$!; sleep %s; kill -%s $pid; wait $pid; exit $?",
-                 dir, k ? "1.6" : "0.3", sig);
-        int st = system(cmd);
-        assert_true(WIFEXITED(st) && WEXITSTATUS(st) != 0); /* killed by the signal */
+    const struct {
+        int sig;
+        const char *a, *b; /* wait for an entry containing one of these; both NULL: the dir */
+    } cases[] = {{SIGINT, NULL, NULL}, {SIGTERM, ".partial", NULL}, {SIGHUP, ".partial", ".tmp."}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        /* several seconds of work: valid (2000) is written while train (3000) remains */
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            int null = open("/dev/null", O_WRONLY);
+            dup2(null, 1);
+            dup2(null, 2);
+            execl(GEN, GEN, "--train", "3000", "--valid", "2000", "--test", "0", "--threads", "1",
+                  "--out", dir, (char *)NULL);
+            _exit(127);
+        }
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int reached = 0, status = 0;
+        pid_t done = 0;
+        for (;;) {
+            struct stat sb;
+            reached = cases[k].a ? dir_has(dir, cases[k].a, cases[k].b) : stat(dir, &sb) == 0;
+            if (reached || (done = waitpid(pid, &status, WNOHANG)) != 0)
+                break;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            if (t.tv_sec - t0.tv_sec + 1e-9 * (t.tv_nsec - t0.tv_nsec) > REACH_TIMEOUT_S)
+                break;
+            nanosleep(&(struct timespec){0, POLL_INTERVAL_NS}, NULL);
+        }
+        if (!reached) {
+            if (!done) {
+                kill(pid, SIGKILL);
+                waitpid(pid, &status, 0);
+            }
+            fail_msg("signal %d: the run %s before the state under test", cases[k].sig,
+                     done ? "ended" : "did not get there in time");
+        }
+        assert_int_equal(kill(pid, cases[k].sig), 0);
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        /* the handler removes the files, then dies of the signal as the default action would */
+        if (!WIFSIGNALED(status) || WTERMSIG(status) != cases[k].sig)
+            fail_msg("signal %d: the run ended with status 0x%x", cases[k].sig, status);
         assert_int_equal(count_files(dir), 0);
     }
 }
@@ -323,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_force),
         cmocka_unit_test(test_seed_modes),
         cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_bad_sizes),
         cmocka_unit_test(test_interrupted),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -143,3 +143,20 @@ void sim_atomic_abort(struct sim_atomic *a)
         unlink(a->tmp);
     a->tmp[0] = '\0';
 }
+
+/* 1 if name is "{base}.tmp.{digits}.{digits}", a temporary of sim_atomic_open (see sim.h). */
+int sim_atomic_is_temp(const char *name, const char *base)
+{
+    if (!name || !base)
+        return 0;
+    size_t bl = strlen(base);
+    if (strncmp(name, base, bl) != 0 || strncmp(name + bl, ".tmp.", 5) != 0)
+        return 0;
+    const char *p = name + bl + 5;
+    size_t pid = strspn(p, "0123456789");
+    if (pid == 0 || p[pid] != '.')
+        return 0;
+    p += pid + 1;
+    size_t counter = strspn(p, "0123456789");
+    return counter > 0 && p[counter] == '\0';
+}

@@ -2,6 +2,7 @@
  * charged-particle benchmark (loc, vel, edges, charges x train, valid, test). */
 #include "sim.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -287,6 +288,28 @@ static void on_signal(int sig)
     raise(sig);
 }
 
+/* Remove the temporaries of sim_npy_write ("{file}.partial.tmp.{pid}.{n}") that a run killed
+ * with SIGKILL while writing left beside the twelve files. */
+static void remove_stale_temporaries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        for (int k = 0; k < 12; k++) {
+            const char *slash = strrchr(temp[k / 4][k % 4], '/');
+            const char *base = slash ? slash + 1 : temp[k / 4][k % 4];
+            if (sim_atomic_is_temp(e->d_name, base)) {
+                char path[8400];
+                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+                unlink(path);
+                break;
+            }
+        }
+    closedir(d);
+}
+
 /* Print s as a JSON string literal. */
 static void json_string(FILE *f, const char *s)
 {
@@ -329,6 +352,7 @@ int main(int argc, char **argv)
                 return fail("output path in '%s' is too long%s", o.out, "");
             unlink(temp[s][qn]); /* left by a run killed with SIGKILL, if any */
         }
+    remove_stale_temporaries(o.out);
 
     uint32_t *seeds = malloc(sizeof *seeds * (size_t)total);
     if (!seeds)

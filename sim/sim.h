@@ -199,6 +199,10 @@ int sim_atomic_commit(struct sim_atomic *a, char err[SIM_ERRLEN]);
 /* Close and remove the temporary, leaving the final path as it was. Harmless twice, and
  * after a failed open or any commit. */
 void sim_atomic_abort(struct sim_atomic *a);
+/* 1 if the directory entry `name` is a temporary sim_atomic_open made for a file whose name
+ * (without directory) is `base`, "{base}.tmp.{digits}.{digits}": what a process killed with
+ * SIGKILL leaves behind, for the program's next run to remove. */
+int sim_atomic_is_temp(const char *name, const char *base);
 
 /* ------------------------------------------------------- small helpers */
 

@@ -351,6 +351,28 @@ static void test_write_failure(void **state)
     free(big);
 }
 
+/* The name test for left-over temporaries: what sim_atomic_open makes, and nothing else. */
+static void test_is_temp(void **state)
+{
+    (void)state;
+    char dir[512], path[600], err[SIM_ERRLEN];
+    subdir(dir, sizeof dir, "names");
+    snprintf(path, sizeof path, "%s/run.ckpt", dir);
+    struct sim_atomic a;
+    assert_int_equal(sim_atomic_open(&a, path, err), SIM_OK);
+    assert_true(sim_atomic_is_temp(strrchr(a.tmp, '/') + 1, "run.ckpt"));
+    assert_false(sim_atomic_is_temp(strrchr(a.tmp, '/') + 1, "run"));
+    sim_atomic_abort(&a);
+    assert_true(sim_atomic_is_temp("x.csv.tmp.1.0", "x.csv"));
+    const char *not_temp[] = {"x.csv", "x.csv.tmp.", "x.csv.tmp.12", "x.csv.tmp.12.",
+                              "x.csv.tmp..3", "x.csv.tmp.12.3a", "x.csv.tmp.a.3", "y.csv.tmp.1.2",
+                              "x.csv.state.tmp.1.2"};
+    for (size_t k = 0; k < sizeof not_temp / sizeof *not_temp; k++)
+        if (sim_atomic_is_temp(not_temp[k], "x.csv"))
+            fail_msg("'%s' taken for a temporary of x.csv", not_temp[k]);
+    assert_false(sim_atomic_is_temp(NULL, "x"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -360,6 +382,7 @@ int main(void)
         cmocka_unit_test(test_unwritable_directory),
         cmocka_unit_test(test_rename_failure),
         cmocka_unit_test(test_write_failure),
+        cmocka_unit_test(test_is_temp),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

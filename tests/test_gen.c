@@ -219,6 +219,31 @@ static void test_force(void **state)
     free(after);
 }
 
+/* What a run killed with SIGKILL leaves (a finished .partial, a half-written temporary of
+ * sim_npy_write) is removed by the next run; other files stay. */
+static void test_stale_temporaries(void **state)
+{
+    (void)state;
+    char dir[300], args[700], path[600], junk[3][700];
+    snprintf(dir, sizeof dir, "%s/stale", root);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    sim_dataset_path(path, sizeof path, dir, "vel", "train", SIM_CHARGED, 5, "small");
+    snprintf(junk[0], sizeof junk[0], "%s.partial", path);
+    snprintf(junk[1], sizeof junk[1], "%s.partial.tmp.99999.7", path);
+    snprintf(junk[2], sizeof junk[2], "%s/notes.txt", dir);
+    for (int k = 0; k < 3; k++) {
+        FILE *f = fopen(junk[k], "w");
+        assert_non_null(f);
+        fclose(f);
+    }
+    snprintf(args, sizeof args, SMALL " --out '%s'", dir);
+    assert_int_equal(gen(args, NULL, 0), 0);
+    assert_int_equal(count_files(dir), 13); /* the dataset and notes.txt */
+    assert_int_not_equal(access(junk[0], F_OK), 0);
+    assert_int_not_equal(access(junk[1], F_OK), 0);
+    assert_int_equal(access(junk[2], F_OK), 0);
+}
+
 /* --reference-seeds: trajectory t starts from the state the reference draws for
  * its seed; default mode has no repeated trajectory across the three splits. */
 static void test_seed_modes(void **state)
@@ -412,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_shapes_and_contents),
         cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_force),
+        cmocka_unit_test(test_stale_temporaries),
         cmocka_unit_test(test_seed_modes),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_bad_sizes),

@@ -269,7 +269,7 @@ static long slurp_text(const char *path, char *buf, size_t len)
 static void test_eval_rollout_one(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/test_rollout1.XXXXXX", cmd[2048], out[8192], path[300], csv[4096];
+    char dir[] = "/tmp/test_rollout1.XXXXXX", cmd[2048], out[8192], path[500], csv[4096];
     assert_non_null(mkdtemp(dir));
     snprintf(cmd, sizeof cmd, BIN_DIR "/sim/nbody-gen --train 2 --valid 2 --test 4 --seed 6 "
              "--out %s/data 2>&1", dir);

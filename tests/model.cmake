@@ -1,8 +1,12 @@
 # tests/model.cmake: model/ (ClofNet): gradient checks, equivariance, training, checkpoints,
 # datasets and the programs nbody-train / nbody-eval (run as child processes).
 add_cmocka_test(test_model model)
-add_dependencies(test_model nbody-train nbody-eval)
+add_dependencies(test_model nbody-train nbody-eval nbody-gen)
+target_compile_definitions(test_model PRIVATE ASSETS_DIR="${CMAKE_SOURCE_DIR}/assets")
 # Rollouts of the shipped learned integrators (assets/models/step-*.ckpt).
 add_cmocka_test(test_rollout model)
 target_compile_definitions(test_rollout PRIVATE ASSETS_DIR="${CMAKE_SOURCE_DIR}/assets")
 add_dependencies(test_rollout nbody-eval nbody-gen)
+# Each block of model/nn_*.h alone against finite differences (the blocks' double build).
+add_cmocka_test(test_blocks model)
+target_include_directories(test_blocks PRIVATE ${CMAKE_SOURCE_DIR}/model)

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <omp.h>
 
 #include "clofnet.h"
 #include "internal.h"
@@ -49,6 +50,22 @@
 #define REFLECT_MIN 1e-2
 /* AdamW against the formula evaluated in double, for float state: a few float roundings. */
 #define ADAMW_TOL 1e-6
+/* The float backward against the double backward, per tensor: max |g_f - g_d| over the
+ * tensor's max |g_d|, floored at F32_GRAD_FLOOR of the network's largest gradient (a tensor of
+ * gradients 1e-6 times smaller than the rest carries only the absolute rounding of the rest).
+ * Each gradient is a sum of ~1e2..1e4 float products through ~20 chained layers (float
+ * eps 6e-8, cn_expf ~1 ulp); measured worst 0.9e-6..3.1e-6 over the three configurations
+ * (printed by the test with its margin). A wrong term (a dropped share, a transposed block,
+ * a missing clamp mask) is an O(1e-2..1) error. */
+#define F32_GRAD_TOL 2e-5
+#define F32_GRAD_FLOOR 1e-3
+/* The trainer's share-by-share gradient against one backward over the whole batch: the same
+ * float operations but the batch sums (inside sgemm over rows, and the column sums) split
+ * into 7 partial sums added in share order: a few float roundings of O(1) relative sums. */
+#define REDUCE_TOL 1e-5 /* measured 1.4e-6 */
+/* Leaving one share of 7 out changes the gradient by ~1/7 of its scale; at least 100x
+ * REDUCE_TOL, so the comparison above cannot pass with a share dropped. */
+#define DROP_MIN (100 * REDUCE_TOL)
 
 /* ------------------------------------------------------------- helpers */
 
@@ -538,6 +555,312 @@ static void test_float_matches_double(void **state)
     cn_ws_free(wd);
     free(p);
     free(pd);
+}
+
+
+/* ------------------------------------------------ the production path */
+
+/* Gradient of a linear functional of the outputs, float (the production pass: -O3, vector
+ * clones, cn_expf's sigmoid) and double, from the same parameters and inputs. */
+struct fb_case {
+    int G, n;
+    long P;
+    float *gf, *dxf, *dvf;
+    double *gd, *dxd, *dvd;
+};
+
+/* Run both backward passes of config c on G random graphs of n bodies into r. */
+static void float_and_double_grads(const struct cn_config *c, int G, int n, uint32_t seed,
+                                   struct fb_case *r)
+{
+    sim_rng_seed(&g_rng, seed);
+    const int N = G * n, step = c->task == CN_TASK_STEP;
+    char err[CN_ERRLEN];
+    struct cn_ws *wf, *wd;
+    assert_int_equal(cn_ws_create(c, G, n, CN_F32, &wf, err), CN_OK);
+    assert_int_equal(cn_ws_create(c, G, n, CN_F64, &wd, err), CN_OK);
+    r->G = G;
+    r->n = n;
+    r->P = cn_param_count(c);
+    float *p = test_params(c, seed);
+    double *pd = malloc(r->P * sizeof *pd);
+    float *x = malloc(3 * N * sizeof *x), *v = malloc(3 * N * sizeof *v), *q = malloc(N * sizeof *q);
+    float *wx = malloc(3 * N * sizeof *wx), *wv = malloc(3 * N * sizeof *wv);
+    float *xo = malloc(3 * N * sizeof *xo), *vo = malloc(3 * N * sizeof *vo);
+    double *xd = malloc(3 * N * sizeof *xd), *vd = malloc(3 * N * sizeof *vd);
+    double *qd = malloc(N * sizeof *qd), *wxd = malloc(3 * N * sizeof *wxd);
+    double *wvd = malloc(3 * N * sizeof *wvd), *xod = malloc(3 * N * sizeof *xod);
+    double *vod = malloc(3 * N * sizeof *vod);
+    r->gf = calloc(r->P, sizeof *r->gf);
+    r->gd = calloc(r->P, sizeof *r->gd);
+    r->dxf = malloc(3 * N * sizeof *r->dxf);
+    r->dvf = malloc(3 * N * sizeof *r->dvf);
+    r->dxd = malloc(3 * N * sizeof *r->dxd);
+    r->dvd = malloc(3 * N * sizeof *r->dvd);
+    random_inputs(G, n, x, v, q);
+    for (long k = 0; k < r->P; k++)
+        pd[k] = p[k];
+    for (int k = 0; k < 3 * N; k++) {
+        wx[k] = (float)randn();
+        wv[k] = (float)randn();
+        xd[k] = x[k];
+        vd[k] = v[k];
+        wxd[k] = wx[k];
+        wvd[k] = wv[k];
+    }
+    for (int k = 0; k < N; k++)
+        qd[k] = q[k];
+    float fld[3] = {0.5f, -0.3f, 0.8f};
+    double fldd[3] = {0.5f, -0.3f, 0.8f};
+    assert_int_equal(cn_forward(wf, p, G, x, v, q, c->has_field ? fld : NULL, xo, step ? vo : NULL),
+                     CN_OK);
+    assert_int_equal(cn_backward(wf, p, wx, step ? wv : NULL, r->gf, r->dxf, r->dvf), CN_OK);
+    assert_int_equal(cn_forward_d(wd, pd, G, xd, vd, qd, c->has_field ? fldd : NULL, xod,
+                                  step ? vod : NULL), CN_OK);
+    assert_int_equal(cn_backward_d(wd, pd, wxd, step ? wvd : NULL, r->gd, r->dxd, r->dvd), CN_OK);
+    cn_ws_free(wf);
+    cn_ws_free(wd);
+    free(p); free(pd); free(x); free(v); free(q); free(wx); free(wv); free(xo); free(vo);
+    free(xd); free(vd); free(qd); free(wxd); free(wvd); free(xod); free(vod);
+}
+
+/* Free the arrays of a case. */
+static void fb_free(struct fb_case *r)
+{
+    free(r->gf); free(r->gd); free(r->dxf); free(r->dvf); free(r->dxd); free(r->dvd);
+}
+
+/* Largest |a - b| over count elements relative to max(max |b|, floor): NaN counts as infinite. */
+static double rel_err_fd(long count, const float *a, const double *b, double floor)
+{
+    double scale = 0, worst = 0;
+    for (long k = 0; k < count; k++)
+        scale = fmax(scale, fabs(b[k]));
+    scale = fmax(scale, floor);
+    for (long k = 0; k < count; k++) {
+        double d = fabs((double)a[k] - b[k]) / scale;
+        if (!(d <= worst))
+            worst = d;
+    }
+    return worst;
+}
+
+/* The float backward against the double backward, tensor by tensor and for the input
+ * gradients, on the three configurations training runs (position; step; step with field). */
+static void test_float_backward_matches_double(void **state)
+{
+    (void)state;
+    struct cn_config cs[3] = {test_config(CN_TASK_POSITION, 64, 4, 0),
+                              test_config(CN_TASK_STEP, 64, 4, 0),
+                              test_config(CN_TASK_STEP, 64, 4, 1)};
+    const char *names[3] = {"position", "step", "step+field"};
+    for (int i = 0; i < 3; i++) {
+        struct fb_case r;
+        float_and_double_grads(&cs[i], 6, 5, 71 + i, &r);
+        double gmax = 0;
+        for (long k = 0; k < r.P; k++)
+            gmax = fmax(gmax, fabs(r.gd[k]));
+        struct cn_tensor t[6 + 19 * CN_MAX_LAYERS];
+        int nt = cn_tensor_list(&cs[i], t, 6 + 19 * CN_MAX_LAYERS);
+        double worst = 0;
+        const char *worst_name = "";
+        for (int k = 0; k < nt; k++) {
+            long cnt = (long)t[k].rows * t[k].cols;
+            double e = rel_err_fd(cnt, r.gf + t[k].offset, r.gd + t[k].offset,
+                                  F32_GRAD_FLOOR * gmax);
+            if (e >= worst) {
+                worst = e;
+                worst_name = t[k].name;
+            }
+        }
+        const int N3 = 3 * r.G * r.n;
+        double ex = rel_err_fd(N3, r.dxf, r.dxd, 0), ev = rel_err_fd(N3, r.dvf, r.dvd, 0);
+        print_message("float vs double backward %s: parameters %.3g (worst %s), positions %.3g, "
+                      "velocities %.3g; tolerance %.0e (margin %.0fx)\n", names[i], worst,
+                      worst_name, ex, ev, F32_GRAD_TOL, F32_GRAD_TOL / fmax(worst, fmax(ex, ev)));
+        assert_true(worst < F32_GRAD_TOL);
+        assert_true(ex < F32_GRAD_TOL);
+        assert_true(ev < F32_GRAD_TOL);
+        fb_free(&r);
+    }
+}
+
+/* A batch with targets, for the trainer tests. */
+struct batch {
+    int G, n;
+    float *x, *v, *q, *xt, *vt;
+};
+
+/* G random graphs of n bodies with targets near the inputs. */
+static void make_batch(struct batch *b, int G, int n, uint32_t seed)
+{
+    sim_rng_seed(&g_rng, seed);
+    const int N = G * n;
+    b->G = G;
+    b->n = n;
+    b->x = malloc(3 * N * sizeof(float));
+    b->v = malloc(3 * N * sizeof(float));
+    b->q = malloc(N * sizeof(float));
+    b->xt = malloc(3 * N * sizeof(float));
+    b->vt = malloc(3 * N * sizeof(float));
+    random_inputs(G, n, b->x, b->v, b->q);
+    for (int k = 0; k < 3 * N; k++) {
+        b->xt[k] = b->x[k] + (float)(0.3 * randn());
+        b->vt[k] = b->v[k] + (float)(0.3 * randn());
+    }
+}
+
+static void batch_free(struct batch *b)
+{
+    free(b->x); free(b->v); free(b->q); free(b->xt); free(b->vt);
+}
+
+/* One float forward and backward over the whole batch (no shares), the MSE gradient as the
+ * trainer forms it; graphs of share `skip` (-1: none) get no output gradient. */
+static double whole_batch_grad(const struct cn_config *c, const float *p, const struct batch *b,
+                               const float *fld, int skip, float *grad)
+{
+    const int N = b->G * b->n, step = c->task == CN_TASK_STEP;
+    char err[CN_ERRLEN];
+    struct cn_ws *ws;
+    assert_int_equal(cn_ws_create(c, b->G, b->n, CN_F32, &ws, err), CN_OK);
+    float *xo = malloc(3 * N * sizeof *xo), *vo = malloc(3 * N * sizeof *vo);
+    float *dxo = malloc(3 * N * sizeof *dxo), *dvo = malloc(3 * N * sizeof *dvo);
+    assert_int_equal(cn_forward(ws, p, b->G, b->x, b->v, b->q, fld, xo, step ? vo : NULL), CN_OK);
+    const double count = 3.0 * N;
+    double loss = 0;
+    for (int k = 0; k < 3 * N; k++) {
+        double dx = (double)xo[k] - b->xt[k], dv = step ? (double)vo[k] - b->vt[k] : 0;
+        loss += dx * dx + dv * dv;
+        int g = k / (3 * b->n);
+        int off = skip >= 0 && g / CN_SHARE_GRAPHS == skip;
+        dxo[k] = off ? 0.0f : (float)(2.0 * dx / count);
+        dvo[k] = off ? 0.0f : (float)(2.0 * dv / count);
+    }
+    memset(grad, 0, cn_param_count(c) * sizeof *grad);
+    assert_int_equal(cn_backward(ws, p, dxo, step ? dvo : NULL, grad, NULL, NULL), CN_OK);
+    cn_ws_free(ws);
+    free(xo); free(vo); free(dxo); free(dvo);
+    return loss / count;
+}
+
+/* Largest per-tensor relative difference of two float gradients (tensor scale floored at
+ * F32_GRAD_FLOOR of the largest gradient). */
+static double grad_diff(const struct cn_config *c, const float *a, const float *b)
+{
+    long P = cn_param_count(c);
+    double gmax = 0, worst = 0;
+    for (long k = 0; k < P; k++)
+        gmax = fmax(gmax, fabs(b[k]));
+    struct cn_tensor t[6 + 19 * CN_MAX_LAYERS];
+    int nt = cn_tensor_list(c, t, 6 + 19 * CN_MAX_LAYERS);
+    for (int i = 0; i < nt; i++) {
+        long cnt = (long)t[i].rows * t[i].cols;
+        double scale = F32_GRAD_FLOOR * gmax, e = 0;
+        for (long k = 0; k < cnt; k++)
+            scale = fmax(scale, fabs(b[t[i].offset + k]));
+        for (long k = 0; k < cnt; k++) {
+            double d = fabs((double)a[t[i].offset + k] - b[t[i].offset + k]) / scale;
+            if (!(d <= e))
+                e = d;
+        }
+        worst = fmax(worst, e);
+    }
+    return worst;
+}
+
+/* The trainer's batch gradient: equal to one backward over the whole batch up to the order in
+ * which the shares are summed; no share can be left out; the same bits for any thread count,
+ * in a nested parallel region and with dynamic teams; every status returned. */
+static void test_trainer_shares(void **state)
+{
+    (void)state;
+    struct cn_config c = test_config(CN_TASK_STEP, 64, 4, 1);
+    const int G = 100, n = 5, S = cn_shares(G); /* 7 shares, the last of 4 graphs */
+    assert_int_equal(S, 7);
+    struct batch b;
+    make_batch(&b, G, n, 81);
+    float *p = test_params(&c, 81);
+    long P = cn_param_count(&c);
+    float fld[3] = {0.5f, 0.5f, 0.5f};
+    char err[CN_ERRLEN];
+    struct cn_state s;
+    assert_int_equal(cn_state_init(&s, &c, err), CN_OK);
+    memcpy(s.param, p, P * sizeof *p);
+    struct cn_trainer *t;
+    assert_int_equal(cn_trainer_create(&c, 128, n, 2, &t, err), CN_OK);
+    double loss = NAN;
+    assert_int_equal(cn_trainer_grad(t, &s, G, b.x, b.v, b.q, fld, b.xt, b.vt, &loss), CN_OK);
+    float *whole = malloc(P * sizeof *whole), *part = malloc(P * sizeof *part);
+    double lw = whole_batch_grad(&c, p, &b, fld, -1, whole);
+    double e = grad_diff(&c, s.grad, whole);
+    print_message("shares vs one backward over the batch: gradient %.3g, loss %.3g (tolerance "
+                  "%.0e)\n", e, fabs(loss - lw) / lw, REDUCE_TOL);
+    assert_true(e < REDUCE_TOL);
+    assert_true(fabs(loss - lw) <= REDUCE_TOL * lw);
+    /* the comparison sees a dropped share: leaving any one out changes the gradient by far
+     * more than the tolerance */
+    for (int k = 0; k < S; k++) {
+        whole_batch_grad(&c, p, &b, fld, k, part);
+        double d = grad_diff(&c, part, whole);
+        assert_true(d > DROP_MIN);
+    }
+    /* the same bits for every team */
+    float *ref = malloc(P * sizeof *ref);
+    memcpy(ref, s.grad, P * sizeof *ref);
+    const int threads[4] = {1, 3, 7, 64};
+    for (int i = 0; i < 4; i++) {
+        struct cn_trainer *u;
+        assert_int_equal(cn_trainer_create(&c, 128, n, threads[i], &u, err), CN_OK);
+        double l2 = NAN;
+        memset(s.grad, 0xff, P * sizeof *s.grad); /* overwritten, not accumulated */
+        assert_int_equal(cn_trainer_grad(u, &s, G, b.x, b.v, b.q, fld, b.xt, b.vt, &l2), CN_OK);
+        assert_memory_equal(s.grad, ref, P * sizeof *ref);
+        assert_true(l2 == loss);
+        cn_trainer_free(u);
+    }
+    /* nested inside a parallel region (the inner team has one thread) */
+    int prev_levels = omp_get_max_active_levels();
+    omp_set_max_active_levels(1);
+    double ln = NAN;
+    int st = -1;
+#pragma omp parallel num_threads(2)
+    {
+#pragma omp single
+        st = cn_trainer_grad(t, &s, G, b.x, b.v, b.q, fld, b.xt, b.vt, &ln);
+    }
+    omp_set_max_active_levels(prev_levels);
+    assert_int_equal(st, CN_OK);
+    assert_memory_equal(s.grad, ref, P * sizeof *ref);
+    assert_true(ln == loss);
+    /* a dynamic team */
+    int prev_dyn = omp_get_dynamic();
+    omp_set_dynamic(1);
+    assert_int_equal(cn_trainer_grad(t, &s, G, b.x, b.v, b.q, fld, b.xt, b.vt, &ln), CN_OK);
+    omp_set_dynamic(prev_dyn);
+    assert_memory_equal(s.grad, ref, P * sizeof *ref);
+    /* predictions and per-sample errors: the same bits on 1 and 2 threads */
+    struct cn_trainer *one;
+    assert_int_equal(cn_trainer_create(&c, 128, n, 1, &one, err), CN_OK);
+    float *x1 = malloc(3 * G * n * sizeof *x1), *x2 = malloc(3 * G * n * sizeof *x2);
+    double m1[100], m2[100];
+    assert_int_equal(cn_trainer_predict(one, p, G, b.x, b.v, b.q, fld, b.xt, b.vt, x1, NULL, m1),
+                     CN_OK);
+    assert_int_equal(cn_trainer_predict(t, p, G, b.x, b.v, b.q, fld, b.xt, b.vt, x2, NULL, m2),
+                     CN_OK);
+    assert_memory_equal(x1, x2, 3 * G * n * sizeof *x1);
+    assert_memory_equal(m1, m2, sizeof m1);
+    /* statuses: a batch larger than the trainer's, no loss pointer, a missing field */
+    assert_int_equal(cn_trainer_grad(t, &s, 129, b.x, b.v, b.q, fld, b.xt, b.vt, &ln), CN_EARG);
+    assert_int_equal(cn_trainer_grad(t, &s, G, b.x, b.v, b.q, fld, b.xt, b.vt, NULL), CN_EARG);
+    assert_int_equal(cn_trainer_grad(t, &s, G, b.x, b.v, b.q, NULL, b.xt, b.vt, &ln), CN_EARG);
+    assert_int_equal(cn_trainer_predict(t, p, G, b.x, b.v, b.q, NULL, NULL, NULL, x1, NULL, NULL),
+                     CN_EARG);
+    cn_trainer_free(one);
+    cn_trainer_free(t);
+    cn_state_free(&s);
+    batch_free(&b);
+    free(p); free(whole); free(part); free(ref); free(x1); free(x2);
 }
 
 /* ---------------------------------------------------------- symmetries */
@@ -1260,6 +1583,7 @@ static void test_bad_data(void **state)
 
 #define TRAIN BIN_DIR "/model/nbody-train"
 #define EVAL BIN_DIR "/model/nbody-eval"
+#define GEN BIN_DIR "/sim/nbody-gen"
 
 /* The programs end to end: train, evaluate (text and JSON), and bad inputs: non-zero exit,
  * a message, and no output file left behind. */
@@ -1365,6 +1689,123 @@ static void test_programs(void **state)
 }
 
 /* Run every test; datasets are made once for the group. */
+
+
+/* The shipped checkpoints evaluate as they did before the network became layer modules and
+ * the trainer shares: nbody-eval's MSE (printed to 9 digits) on small datasets that nbody-gen
+ * makes from seed 777 (4/4/64 trajectories per setting), against the values the previous
+ * implementation (commit cfa3e8e) printed for the same files. */
+static void test_shipped_models_unchanged(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *ckpt, *sim, *mse;
+    } golden[] = {{"clofnet-es5", "charged", "0.00758264426"},
+                  {"step-charged5", "charged", "0.00132726026"},
+                  {"step-static5", "static", "0.00129994857"},
+                  {"step-dynamic5", "dynamic", "0.00433587673"}};
+    char dir[256];
+    make_tmpdir(dir, sizeof dir, "shipped");
+    for (size_t i = 0; i < sizeof golden / sizeof golden[0]; i++) {
+        char data[600], out[700];
+        snprintf(data, sizeof data, "%s/%s", dir, golden[i].sim);
+        if (!file_exists(data))
+            assert_int_equal(run("%s --sim %s --train 4 --valid 4 --test 64 --seed 777 --out %s "
+                                 "2> /dev/null", GEN, golden[i].sim, data), 0);
+        snprintf(out, sizeof out, "%s/%s.json", dir, golden[i].ckpt);
+        assert_int_equal(run("%s --model %s/models/%s.ckpt --data %s --json > %s", EVAL,
+                             ASSETS_DIR, golden[i].ckpt, data, out), 0);
+        long len;
+        char *js = (char *)slurp(out, &len);
+        js[len] = '\0';
+        char mse[64] = "";
+        assert_int_equal(sscanf(js, "{\"mse\": %63[^,]", mse), 1);
+        print_message("%s on %s: MSE %s (before: %s)\n", golden[i].ckpt, golden[i].sim, mse,
+                      golden[i].mse);
+        assert_string_equal(mse, golden[i].mse);
+        free(js);
+    }
+    rm_tree(dir);
+}
+
+/* nbody-train writes the same checkpoint bytes for --threads 1, 2 and 3, under
+ * OMP_THREAD_LIMIT=1, OMP_NUM_THREADS=1 with OMP_DYNAMIC, and when a run is resumed with
+ * another thread count; nbody-eval prints the same numbers under OMP_THREAD_LIMIT=1. */
+static void test_programs_thread_independence(void **state)
+{
+    (void)state;
+    char dir[256];
+    make_tmpdir(dir, sizeof dir, "threads");
+    /* batch 40: shares of 16, 16 and 8 graphs */
+    const char *opts = "--hidden 16 --layers 2 --epochs 4 --batch 40 --val-every 2 --lr 3e-3 "
+                       "--seed 5 --quiet";
+    const struct {
+        const char *env, *threads, *name;
+    } runs[] = {{"", "1", "t1"},
+                {"", "2", "t2"},
+                {"", "3", "t3"},
+                {"OMP_THREAD_LIMIT=1", "2", "limit"},
+                {"OMP_NUM_THREADS=1 OMP_DYNAMIC=true", "0", "dyn"}};
+    const int nr = (int)(sizeof runs / sizeof runs[0]);
+    long arrays = 3 * 4 * cn_param_count(&(struct cn_config){0, 16, 2, 1, 0, {0, 0, 0}});
+    unsigned char *ref = NULL, *ref_state = NULL;
+    long ref_len = 0, ref_slen = 0;
+    char ck[600], st[700];
+    for (int i = 0; i < nr; i++) {
+        snprintf(ck, sizeof ck, "%s/%s.ckpt", dir, runs[i].name);
+        assert_int_equal(run("env %s %s --data %s --out %s --threads %s %s > /dev/null",
+                             runs[i].env, TRAIN, g_data, ck, runs[i].threads, opts), 0);
+        long len, slen;
+        unsigned char *b = slurp(ck, &len);
+        snprintf(st, sizeof st, "%s.state", ck);
+        unsigned char *sb = slurp(st, &slen);
+        if (!ref) {
+            ref = b;
+            ref_len = len;
+            ref_state = sb;
+            ref_slen = slen;
+            continue;
+        }
+        print_message("nbody-train %s --threads %s: checkpoint %s\n", runs[i].env,
+                      runs[i].threads, len == ref_len && !memcmp(b, ref, len) ? "same bytes" : "DIFFERS");
+        assert_int_equal(len, ref_len);
+        assert_memory_equal(b, ref, (size_t)len);
+        /* the state's history holds wall times; its parameters and moments must match */
+        assert_int_equal(slen, ref_slen);
+        assert_memory_equal(sb + 96, ref_state + 96, (size_t)arrays);
+        free(b);
+        free(sb);
+    }
+    /* two epochs on one thread, resumed on two */
+    snprintf(ck, sizeof ck, "%s/resumed.ckpt", dir);
+    assert_int_equal(run("%s --data %s --out %s --threads 1 --stop-after 2 %s > /dev/null", TRAIN,
+                         g_data, ck, opts), 0);
+    assert_int_equal(run("%s --data %s --out %s --threads 2 --resume --quiet > /dev/null", TRAIN,
+                         g_data, ck), 0);
+    long len;
+    unsigned char *b = slurp(ck, &len);
+    assert_int_equal(len, ref_len);
+    assert_memory_equal(b, ref, (size_t)len);
+    free(b);
+    /* evaluation */
+    snprintf(ck, sizeof ck, "%s/t1.ckpt", dir);
+    char o1[700], o2[700];
+    snprintf(o1, sizeof o1, "%s/e1.json", dir);
+    snprintf(o2, sizeof o2, "%s/e2.json", dir);
+    assert_int_equal(run("%s --model %s --data %s --threads 1 --json > %s", EVAL, ck, g_data, o1), 0);
+    assert_int_equal(run("OMP_THREAD_LIMIT=1 %s --model %s --data %s --threads 2 --json > %s", EVAL,
+                         ck, g_data, o2), 0);
+    long l1, l2;
+    unsigned char *j1 = slurp(o1, &l1), *j2 = slurp(o2, &l2);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(j1, j2, (size_t)l1);
+    free(j1);
+    free(j2);
+    free(ref);
+    free(ref_state);
+    rm_tree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1376,6 +1817,8 @@ int main(void)
         cmocka_unit_test(test_gradcheck_full),
         cmocka_unit_test(test_gradcheck_two_bodies),
         cmocka_unit_test(test_float_matches_double),
+        cmocka_unit_test(test_float_backward_matches_double),
+        cmocka_unit_test(test_trainer_shares),
         cmocka_unit_test(test_se3_equivariance),
         cmocka_unit_test(test_reflection_breaks),
         cmocka_unit_test(test_permutation),
@@ -1388,6 +1831,8 @@ int main(void)
         cmocka_unit_test(test_checkpoint),
         cmocka_unit_test(test_bad_data),
         cmocka_unit_test(test_programs),
+        cmocka_unit_test(test_programs_thread_independence),
+        cmocka_unit_test(test_shipped_models_unchanged),
     };
     return cmocka_run_group_tests(tests, setup_data, teardown_data);
 }

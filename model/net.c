@@ -2,6 +2,7 @@
  * typed forward/backward entry points, MSE, the flat training state and AdamW/StepLR. */
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,24 +47,29 @@ int cn_fail(char err[CN_ERRLEN], int status, const char *fmt, ...)
     return status;
 }
 
-/* Table-less CRC-32 (reflected polynomial 0xEDB88320), fast enough for a few MB. */
+/* The CRC-32 table (reflected polynomial 0xEDB88320), filled once. */
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_table_fill(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+/* CRC-32 as zlib's, continued from crc; the table is built by the first caller of any
+ * thread (pthread_once: no data race when threads save checkpoints concurrently). */
 uint32_t cn_crc32(uint32_t crc, const void *data, size_t len)
 {
-    static uint32_t table[256];
-    static int ready;
-    if (!ready) { /* benign race: every thread writes the same values */
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++)
-                c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            table[i] = c;
-        }
-        ready = 1;
-    }
+    pthread_once(&crc_once, crc_table_fill);
     const unsigned char *p = data;
     crc = ~crc;
     for (size_t i = 0; i < len; i++)
-        crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+        crc = crc_table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
     return ~crc;
 }
 

@@ -1,6 +1,7 @@
 /* train.c: the training loop of nbody-train (the paper's protocol by default): shuffled
  * batches, AdamW + StepLR, validation, best-model checkpoint, loss history and exact resume. */
 #include <dirent.h>
+#include <signal.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -390,7 +391,7 @@ static double mean(const double *a, long n)
     return n > 0 ? s / (double)n : NAN;
 }
 
-/* Remove temporaries {out}[.state|.csv].tmp.<pid> left by a killed run (SIGKILL during a
+/* Remove temporaries {out}[.state|.csv].tmp.<pid>.<n> left by a killed run (SIGKILL during a
  * write cannot clean up; the completed files beside them are intact). */
 static void remove_stale_tmp(const char *out)
 {
@@ -411,19 +412,22 @@ static void remove_stale_tmp(const char *out)
     DIR *d = opendir(dir);
     if (!d)
         return;
-    const size_t bl = strlen(base);
+    char bases[3][4200];
+    snprintf(bases[0], sizeof bases[0], "%s", base);
+    snprintf(bases[1], sizeof bases[1], "%s.state", base);
+    snprintf(bases[2], sizeof bases[2], "%s.csv", base);
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         const char *nm = de->d_name;
-        if (strncmp(nm, base, bl) != 0)
+        int mine = 0;
+        for (int k = 0; k < 3 && !mine; k++)
+            mine = sim_atomic_is_temp(nm, bases[k]);
+        if (!mine)
             continue;
-        const char *rest = nm + bl;
-        if (strncmp(rest, ".state", 6) == 0)
-            rest += 6;
-        else if (strncmp(rest, ".csv", 4) == 0)
-            rest += 4;
-        if (strncmp(rest, ".tmp.", 5) != 0 || !rest[5] || strspn(rest + 5, "0123456789") !=
-                                                           strlen(rest + 5))
+        /* "{base}.tmp.{pid}.{counter}": keep the temporaries of a process still running */
+        const char *t = strstr(nm + strlen(base), ".tmp.");
+        long pid = t ? strtol(t + 5, NULL, 10) : 0;
+        if (pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) == 0)
             continue;
         char path[8200];
         snprintf(path, sizeof path, "%s/%s", dir, nm);

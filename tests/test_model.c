@@ -254,6 +254,23 @@ static int file_exists(const char *path)
     return stat(path, &sb) == 0;
 }
 
+/* CRC-32 of the standard check string, computed first by 8 threads at once (the table is
+ * built by the first caller: a lazily filled table raced here before). */
+static void test_crc32(void **state)
+{
+    (void)state;
+    const char *check = "123456789";
+    uint32_t got[8] = {0};
+#pragma omp parallel for num_threads(8)
+    for (int k = 0; k < 8; k++)
+        got[k] = cn_crc32(0, check, strlen(check));
+    for (int k = 0; k < 8; k++)
+        assert_int_equal(got[k], 0xCBF43926u);
+    /* continued: crc(a + b) from crc(a) */
+    assert_int_equal(cn_crc32(cn_crc32(0, "1234", 4), "56789", 5), 0xCBF43926u);
+    assert_int_equal(cn_crc32(0, "", 0), 0);
+}
+
 /* ---------------------------------------------------------- structure */
 
 /* The parameter count of SPEC §3 and its breakdown by formula. */
@@ -1669,11 +1686,15 @@ static void test_programs(void **state)
     assert_int_equal(run("%s --data %s --out %s --epochs 3 --hidden 8 --layers 1 --batch 32 "
                          "--max-train 64 --threads 1 --stop-after 1 --quiet > /dev/null", TRAIN,
                          g_data, out), 0);
-    /* a temporary left by a killed run is removed by the next one */
-    assert_int_equal(run("touch %s.state.tmp.99999999", out), 0);
+    /* temporaries left by a killed run are removed by the next one; one of a process still
+     * running (this test's) is kept */
+    assert_int_equal(run("touch %s.state.tmp.99999999.1 %s.csv.tmp.99999999.2 %s.tmp.%ld.3",
+                         out, out, out, (long)getpid()), 0);
     assert_int_equal(run("%s --data %s --out %s --resume --quiet > %s/log", TRAIN, g_data, out,
                          dir), 0);
-    assert_int_not_equal(run("ls %s.state.tmp.* > /dev/null 2>&1", out), 0);
+    assert_int_not_equal(run("ls %s.state.tmp.* %s.csv.tmp.* > /dev/null 2>&1", out, out), 0);
+    assert_int_equal(run("test -e %s.tmp.%ld.3 && rm %s.tmp.%ld.3", out, (long)getpid(), out,
+                         (long)getpid()), 0);
     assert_int_equal(run("grep -q 'epochs done 3' %s/log", dir), 0);
     assert_int_equal(run("rm -f %s/r.ckpt* %s/log", dir, dir), 0);
     /* nbody-eval on a corrupted checkpoint, a missing one, bad data, a bad split */
@@ -1809,6 +1830,7 @@ static void test_programs_thread_independence(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crc32),
         cmocka_unit_test(test_param_count),
         cmocka_unit_test(test_init),
         cmocka_unit_test(test_fast_exp),

@@ -171,6 +171,7 @@ void cn_state_free(struct cn_state *s);
 /* AdamW hyper-parameters, PyTorch's defaults: betas (0.9, 0.999), eps 1e-8. */
 struct cn_adamw {
     double beta1, beta2, eps, weight_decay;
+    int threads; /* threads of the elementwise update (no effect on the result). Default 1. */
 };
 void cn_adamw_default(struct cn_adamw *o);
 /* One AdamW step with PyTorch's semantics (decoupled decay p *= 1 - lr wd, bias-corrected

@@ -124,6 +124,7 @@ int main(int argc, char **argv)
     struct cn_adamw aw;
     cn_adamw_default(&aw);
     aw.weight_decay = 1e-12;
+    aw.threads = blas_threads ? 1 : threads;
     double loss = 0;
     double *tf = malloc(sizeof(double) * reps), *ts = malloc(sizeof(double) * reps);
     /* warm up */

@@ -409,6 +409,7 @@ void cn_adamw_default(struct cn_adamw *o)
     o->beta2 = 0.999;
     o->eps = 1e-8;
     o->weight_decay = 1e-2;
+    o->threads = 1;
 }
 
 /* torch.optim.AdamW (single-tensor path), element by element in float. */
@@ -424,7 +425,8 @@ void cn_adamw_step(struct cn_state *s, const struct cn_adamw *o, double lr)
     float *restrict p = s->param, *restrict m = s->m, *restrict v = s->v;
     const float *restrict g = s->grad;
     /* elementwise, so the thread count cannot change a result */
-#pragma omp parallel for schedule(static) if (s->n_params > 65536)
+    const int threads = o->threads > 1 && s->n_params > 65536 ? o->threads : 1;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (long k = 0; k < s->n_params; k++) {
         p[k] *= decay;
         m[k] = m[k] * b1 + g[k] * a1;

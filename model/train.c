@@ -564,6 +564,7 @@ int cn_train(const struct cn_train_opts *o_in, const struct cn_data *d, const ch
     struct cn_adamw aw;
     cn_adamw_default(&aw);
     aw.weight_decay = o->weight_decay;
+    aw.threads = o->threads;
     if ((st = cn_trainer_create(&cfg, B, n, o->threads, &tr, err)))
         goto done;
     const long n_train = cn_task_samples(&d->train, task);

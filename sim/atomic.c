@@ -1,6 +1,7 @@
 /* atomic.c: the project's one way to write a file so that its path never holds a partial one:
  * a temporary beside it (O_CREAT|O_EXCL, mode 0666 minus the umask), fsync, rename. */
 #include "sim.h"
+#include "sim_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,10 +18,8 @@
 /* Distinguishes the temporaries of threads (and successive writes) of one process. */
 static atomic_uint name_counter;
 
-/* "path: message" into err (if given); returns SIM_EIO or the given status. */
-static int atomic_fail(char *err, int status, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int atomic_fail(char *err, int status, const char *path, const char *fmt, ...)
+/* "path: message" into err (if given); returns status. Shared with npy.c (sim_internal.h). */
+int sim_fail_path(char *err, int status, const char *path, const char *fmt, ...)
 {
     if (err) {
         int k = snprintf(err, SIM_ERRLEN, "%s: ", path ? path : "(null)");
@@ -40,13 +39,13 @@ int sim_atomic_open(struct sim_atomic *a, const char *path, char err[SIM_ERRLEN]
     if (err)
         err[0] = '\0';
     if (!a)
-        return atomic_fail(err, SIM_EARG, path, "no writer given");
+        return sim_fail_path(err, SIM_EARG, path, "no writer given");
     memset(a, 0, sizeof *a);
     if (!path || !path[0])
-        return atomic_fail(err, SIM_EARG, path, "no path given");
+        return sim_fail_path(err, SIM_EARG, path, "no path given");
     size_t len = strlen(path);
     if (len >= sizeof a->path)
-        return atomic_fail(err, SIM_EARG, "(path)", "path of %zu bytes is too long", len);
+        return sim_fail_path(err, SIM_EARG, "(path)", "path of %zu bytes is too long", len);
     memcpy(a->path, path, len + 1);
     int fd = -1, e = 0;
     for (int attempt = 0; attempt < ATOMIC_NAME_TRIES && fd < 0; attempt++) {
@@ -60,7 +59,7 @@ int sim_atomic_open(struct sim_atomic *a, const char *path, char err[SIM_ERRLEN]
     }
     if (fd < 0) {
         a->tmp[0] = '\0';
-        return atomic_fail(err, SIM_EIO, path, "cannot create a temporary file beside it: %s",
+        return sim_fail_path(err, SIM_EIO, path, "cannot create a temporary file beside it: %s",
                            strerror(e));
     }
     a->f = fdopen(fd, "wb");
@@ -69,7 +68,7 @@ int sim_atomic_open(struct sim_atomic *a, const char *path, char err[SIM_ERRLEN]
         close(fd);
         unlink(a->tmp);
         a->tmp[0] = '\0';
-        return atomic_fail(err, SIM_EIO, path, "cannot open a temporary file: %s", strerror(e));
+        return sim_fail_path(err, SIM_EIO, path, "cannot open a temporary file: %s", strerror(e));
     }
     return SIM_OK;
 }
@@ -95,7 +94,7 @@ int sim_atomic_commit(struct sim_atomic *a, char err[SIM_ERRLEN])
     if (err)
         err[0] = '\0';
     if (!a || !a->f)
-        return atomic_fail(err, SIM_EARG, a ? a->path : NULL, "no open temporary to commit");
+        return sim_fail_path(err, SIM_EARG, a ? a->path : NULL, "no open temporary to commit");
     const char *what = "write failed";
     /* A failed fprintf or fwrite on a->f left its reason in errno and the stream's error flag. */
     int e = a->error, stdio_errno = errno;
@@ -125,7 +124,7 @@ int sim_atomic_commit(struct sim_atomic *a, char err[SIM_ERRLEN])
     if (e) {
         unlink(a->tmp);
         a->tmp[0] = '\0';
-        return atomic_fail(err, SIM_EIO, a->path, "%s: %s", what, strerror(e));
+        return sim_fail_path(err, SIM_EIO, a->path, "%s: %s", what, strerror(e));
     }
     a->tmp[0] = '\0';
     return SIM_OK;

@@ -310,6 +310,18 @@ static void remove_stale_temporaries(const char *dir)
     closedir(d);
 }
 
+/* Block SIGINT, SIGTERM and SIGHUP (the signals whose handler removes our files) until
+ * sigprocmask(SIG_SETMASK, old, NULL). */
+static void hold_signals(sigset_t *old)
+{
+    sigset_t block;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, old);
+}
+
 /* Print s as a JSON string literal. */
 static void json_string(FILE *f, const char *s)
 {
@@ -390,12 +402,8 @@ int main(int argc, char **argv)
         for (int qn = 0; qn < 4 && !rc; qn++) {
             /* Signals wait until the file is complete and counted, so that the handler
              * removes it: sim_npy_write's own temporary is never left behind. */
-            sigset_t block, old;
-            sigemptyset(&block);
-            sigaddset(&block, SIGINT);
-            sigaddset(&block, SIGTERM);
-            sigaddset(&block, SIGHUP);
-            sigprocmask(SIG_BLOCK, &block, &old);
+            sigset_t old;
+            hold_signals(&old);
             if (sim_npy_write(temp[s][qn], SIM_NPY_F8, ndims[qn], shapes[qn], data[qn], err) != SIM_OK)
                 rc = 1;
             else
@@ -414,12 +422,8 @@ int main(int argc, char **argv)
     if (!rc) {
         /* All twelve written: only now do they take their final names, with signals held so
          * that an interruption cannot leave some renamed and the others removed. */
-        sigset_t block, old;
-        sigemptyset(&block);
-        sigaddset(&block, SIGINT);
-        sigaddset(&block, SIGTERM);
-        sigaddset(&block, SIGHUP);
-        sigprocmask(SIG_BLOCK, &block, &old);
+        sigset_t old;
+        hold_signals(&old);
         for (int k = 0; k < 12 && !rc; k++) {
             if (rename(temp[k / 4][k % 4], final[k / 4][k % 4])) {
                 snprintf(err, sizeof err, "cannot rename %s: %s", temp[k / 4][k % 4], strerror(errno));

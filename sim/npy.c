@@ -1,6 +1,7 @@
 /* npy.c: NumPy .npy file I/O for the sim library (float64/float32, C order), status names and
  * dataset file names. Writes are atomic, through sim_atomic (atomic.c). */
 #include "sim.h"
+#include "sim_internal.h"
 
 #include <errno.h>
 #include <float.h>
@@ -50,20 +51,6 @@ const char *sim_strerror(int status)
     }
 }
 
-/* Fill err (if given) with "path: message"; returns status so callers can `return fail(...)`. */
-static int fail(char *err, int status, const char *path, const char *fmt, ...)
-{
-    if (err) {
-        int k = snprintf(err, SIM_ERRLEN, "%s: ", path ? path : "(null)");
-        if (k < 0 || k >= SIM_ERRLEN)
-            k = 0;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err + k, SIM_ERRLEN - (size_t)k, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
 
 /* Quote up to max bytes of s for a message, escaping what a terminal would mangle. */
 static void quote_text(char *out, size_t outlen, const char *s, size_t n, size_t max)
@@ -399,14 +386,14 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
     if (err)
         err[0] = '\0';
     if (!out)
-        return fail(err, SIM_EARG, path, "no output array given");
+        return sim_fail_path(err, SIM_EARG, path, "no output array given");
     memset(out, 0, sizeof *out);
     if (!path)
-        return fail(err, SIM_EARG, path, "no path given");
+        return sim_fail_path(err, SIM_EARG, path, "no path given");
 
     FILE *f = fopen(path, "rb");
     if (!f)
-        return fail(err, SIM_EIO, path, "cannot open: %s", strerror(errno));
+        return sim_fail_path(err, SIM_EIO, path, "cannot open: %s", strerror(errno));
 
     int st = SIM_OK, rerr = 0;
     char *hbuf = NULL;
@@ -420,7 +407,7 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
     unsigned char pre[12];
     size_t got = read_bytes(f, pre, 8, &rerr);
     if (rerr) {
-        st = fail(err, SIM_EIO, path, "read failed: %s", strerror(rerr));
+        st = sim_fail_path(err, SIM_EIO, path, "read failed: %s", strerror(rerr));
         goto done;
     }
     if (got < 8 || memcmp(pre, NPY_MAGIC, NPY_MAGIC_LEN) != 0) {
@@ -428,9 +415,9 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
         quote_text(q, sizeof q, (const char *)pre, got < NPY_MAGIC_LEN ? got : NPY_MAGIC_LEN, 8);
         if (got < 8 && memcmp(pre, NPY_MAGIC, got < NPY_MAGIC_LEN ? got : NPY_MAGIC_LEN) == 0)
             st =
-                fail(err, SIM_EFORMAT, path, "file too short (%zu bytes) for a .npy preamble", got);
+                sim_fail_path(err, SIM_EFORMAT, path, "file too short (%zu bytes) for a .npy preamble", got);
         else
-            st = fail(err, SIM_EFORMAT, path,
+            st = sim_fail_path(err, SIM_EFORMAT, path,
                       "bad magic: not a .npy file (starts with '%s', expected '\\x93NUMPY')", q);
         goto done;
     }
@@ -441,17 +428,17 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
     else if ((major == 2 || major == 3) && minor == 0)
         lenbytes = 4; /* 3.0 only allows UTF-8 in the dict, which our dtypes never use */
     else {
-        st = fail(err, SIM_EFORMAT, path,
+        st = sim_fail_path(err, SIM_EFORMAT, path,
                   "format version %d.%d is not supported (only 1.0, 2.0, 3.0)", major, minor);
         goto done;
     }
     got = read_bytes(f, pre + 8, lenbytes, &rerr);
     if (rerr) {
-        st = fail(err, SIM_EIO, path, "read failed: %s", strerror(rerr));
+        st = sim_fail_path(err, SIM_EIO, path, "read failed: %s", strerror(rerr));
         goto done;
     }
     if (got < lenbytes) {
-        st = fail(err, SIM_EFORMAT, path, "file ends inside the header length field");
+        st = sim_fail_path(err, SIM_EFORMAT, path, "file ends inside the header length field");
         goto done;
     }
     uint64_t hlen = lenbytes == 2 ? (uint64_t)pre[8] | (uint64_t)pre[9] << 8
@@ -459,28 +446,28 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
                                         (uint64_t)pre[10] << 16 | (uint64_t)pre[11] << 24;
     uint64_t data_off = 8 + lenbytes + hlen;
     if (regular && data_off > fsize) {
-        st = fail(err, SIM_EFORMAT, path,
+        st = sim_fail_path(err, SIM_EFORMAT, path,
                   "header length %" PRIu64 " exceeds file (only %" PRIu64 " bytes follow)", hlen,
                   fsize > 8 + lenbytes ? fsize - (8 + lenbytes) : 0);
         goto done;
     }
     if (hlen > NPY_MAX_HEADER) {
-        st = fail(err, SIM_EFORMAT, path, "header length %" PRIu64 " exceeds the limit of %u bytes",
+        st = sim_fail_path(err, SIM_EFORMAT, path, "header length %" PRIu64 " exceeds the limit of %u bytes",
                   hlen, NPY_MAX_HEADER);
         goto done;
     }
     hbuf = malloc((size_t)hlen + 1);
     if (!hbuf) {
-        st = fail(err, SIM_ENOMEM, path, "cannot allocate %" PRIu64 " bytes for the header", hlen);
+        st = sim_fail_path(err, SIM_ENOMEM, path, "cannot allocate %" PRIu64 " bytes for the header", hlen);
         goto done;
     }
     got = read_bytes(f, hbuf, (size_t)hlen, &rerr);
     if (rerr) {
-        st = fail(err, SIM_EIO, path, "read failed: %s", strerror(rerr));
+        st = sim_fail_path(err, SIM_EIO, path, "read failed: %s", strerror(rerr));
         goto done;
     }
     if (got < hlen) {
-        st = fail(err, SIM_EFORMAT, path,
+        st = sim_fail_path(err, SIM_EFORMAT, path,
                   "header length %" PRIu64 " exceeds file (only %zu bytes follow)", hlen, got);
         goto done;
     }
@@ -493,16 +480,16 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
     h.n = (size_t)hlen;
     h.msg = msg;
     if (parse_header(&h) != 0) {
-        st = fail(err, SIM_EFORMAT, path, "%s", msg);
+        st = sim_fail_path(err, SIM_EFORMAT, path, "%s", msg);
         goto done;
     }
     int dtype;
     if (check_descr(&h, &dtype, msg) != 0) {
-        st = fail(err, SIM_EFORMAT, path, "%s", msg);
+        st = sim_fail_path(err, SIM_EFORMAT, path, "%s", msg);
         goto done;
     }
     if (h.fortran) {
-        st = fail(err, SIM_EFORMAT, path, "fortran_order is True; only C order is supported");
+        st = sim_fail_path(err, SIM_EFORMAT, path, "fortran_order is True; only C order is supported");
         goto done;
     }
 
@@ -516,7 +503,7 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
     else {
         for (int i = 0; i < h.ndim; i++) {
             if ((uint64_t)h.shape[i] > SIZE_MAX / sizeof(double) / count) {
-                st = fail(err, SIM_EFORMAT, path,
+                st = sim_fail_path(err, SIM_EFORMAT, path,
                           "shape product overflows (dimension %d is %" PRId64 ")", i, h.shape[i]);
                 goto done;
             }
@@ -526,12 +513,12 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
     size_t esize = dtype == SIM_NPY_F8 ? 8 : 4;
     size_t nbytes = count * esize;
     if (regular && fsize - data_off < nbytes) {
-        st = fail(err, SIM_EFORMAT, path, "data truncated: expected %zu bytes, found %" PRIu64,
+        st = sim_fail_path(err, SIM_EFORMAT, path, "data truncated: expected %zu bytes, found %" PRIu64,
                   nbytes, fsize - data_off);
         goto done;
     }
     if (regular && fsize - data_off > nbytes) {
-        st = fail(err, SIM_EFORMAT, path,
+        st = sim_fail_path(err, SIM_EFORMAT, path,
                   "extra bytes after the data: expected %zu bytes of data, found %" PRIu64, nbytes,
                   fsize - data_off);
         goto done;
@@ -540,7 +527,7 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
     /* At least one element so data is never NULL on success. */
     data = malloc((count ? count : 1) * sizeof(double));
     if (!data) {
-        st = fail(err, SIM_ENOMEM, path, "cannot allocate %zu values", count);
+        st = sim_fail_path(err, SIM_ENOMEM, path, "cannot allocate %zu values", count);
         goto done;
     }
     size_t total = 0;
@@ -550,7 +537,7 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
         size_t block = count < NPY_CONV_BLOCK ? count : NPY_CONV_BLOCK;
         fbuf = malloc(block * sizeof(float));
         if (!fbuf) {
-            st = fail(err, SIM_ENOMEM, path, "cannot allocate a conversion buffer");
+            st = sim_fail_path(err, SIM_ENOMEM, path, "cannot allocate a conversion buffer");
             goto done;
         }
         for (size_t i = 0; i < count && !rerr; i += block) {
@@ -564,22 +551,22 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
         }
     }
     if (rerr) {
-        st = fail(err, SIM_EIO, path, "read failed: %s", strerror(rerr));
+        st = sim_fail_path(err, SIM_EIO, path, "read failed: %s", strerror(rerr));
         goto done;
     }
     if (total < nbytes) {
-        st = fail(err, SIM_EFORMAT, path, "data truncated: expected %zu bytes, found %zu", nbytes,
+        st = sim_fail_path(err, SIM_EFORMAT, path, "data truncated: expected %zu bytes, found %zu", nbytes,
                   total);
         goto done;
     }
     /* Not a regular file (or it grew meanwhile): look for bytes past the data. */
     if (fgetc(f) != EOF) {
-        st = fail(err, SIM_EFORMAT, path,
+        st = sim_fail_path(err, SIM_EFORMAT, path,
                   "extra bytes after the data: expected %zu bytes of data, found more", nbytes);
         goto done;
     }
     if (ferror(f)) {
-        st = fail(err, SIM_EIO, path, "read failed: %s", strerror(errno ? errno : EIO));
+        st = sim_fail_path(err, SIM_EIO, path, "read failed: %s", strerror(errno ? errno : EIO));
         goto done;
     }
 
@@ -651,38 +638,38 @@ int sim_npy_write(const char *path, int dtype, int ndim, const int64_t *shape, c
     if (err)
         err[0] = '\0';
     if (!path || !path[0])
-        return fail(err, SIM_EARG, path, "no path given");
+        return sim_fail_path(err, SIM_EARG, path, "no path given");
     if (dtype != SIM_NPY_F8 && dtype != SIM_NPY_F4)
-        return fail(err, SIM_EARG, path, "unknown dtype %d", dtype);
+        return sim_fail_path(err, SIM_EARG, path, "unknown dtype %d", dtype);
     if (ndim < 0 || ndim > SIM_NPY_MAXDIM)
-        return fail(err, SIM_EARG, path, "ndim %d out of range 0..%d", ndim, SIM_NPY_MAXDIM);
+        return sim_fail_path(err, SIM_EARG, path, "ndim %d out of range 0..%d", ndim, SIM_NPY_MAXDIM);
     if (ndim > 0 && !shape)
-        return fail(err, SIM_EARG, path, "no shape given");
+        return sim_fail_path(err, SIM_EARG, path, "no shape given");
     size_t count = 1;
     for (int i = 0; i < ndim; i++)
         if (shape[i] < 0)
-            return fail(err, SIM_EARG, path, "negative dimension %" PRId64 " in shape", shape[i]);
+            return sim_fail_path(err, SIM_EARG, path, "negative dimension %" PRId64 " in shape", shape[i]);
     for (int i = 0; i < ndim && count; i++) {
         if (shape[i] == 0)
             count = 0;
         else if ((uint64_t)shape[i] > SIZE_MAX / sizeof(double) / count)
-            return fail(err, SIM_EARG, path, "shape product overflows");
+            return sim_fail_path(err, SIM_EARG, path, "shape product overflows");
         else
             count *= (size_t)shape[i];
     }
     if (count > 0 && !data)
-        return fail(err, SIM_EARG, path, "no data given");
+        return sim_fail_path(err, SIM_EARG, path, "no data given");
 
     char header[1024];
     size_t hsize = build_header(header, sizeof header, dtype, ndim, shape);
     if (hsize == 0)
-        return fail(err, SIM_EARG, path, "header does not fit");
+        return sim_fail_path(err, SIM_EARG, path, "header does not fit");
 
     float *fbuf = NULL;
     if (dtype == SIM_NPY_F4 && count > 0) {
         fbuf = malloc((count < NPY_CONV_BLOCK ? count : NPY_CONV_BLOCK) * sizeof(float));
         if (!fbuf)
-            return fail(err, SIM_ENOMEM, path, "cannot allocate a conversion buffer");
+            return sim_fail_path(err, SIM_ENOMEM, path, "cannot allocate a conversion buffer");
     }
     struct sim_atomic a;
     int st = sim_atomic_open(&a, path, err);

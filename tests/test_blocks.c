@@ -14,12 +14,7 @@
 
 /* The blocks are static functions of typed templates: instantiate them here in double, as
  * net_d.c does (the float instantiation is checked against this one in test_model). */
-#define REAL double
-#define SUF(name) name##_d
-#define GEMM cblas_dgemm
-#define CN_SQRT(x) sqrt(x)
-#define CN_SIGMOID(z) (1.0 / (1.0 + exp(-(z))))
-#define CN_CLONES
+#include "nn_double.h"
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "nn_kernels.h"
 #include "nn_frame.h"

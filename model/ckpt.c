@@ -59,7 +59,8 @@ static double get_f64(const unsigned char *p)
 /* The fixed-size header of a checkpoint. */
 struct header {
     uint32_t version;
-    int32_t task, hidden, layers, node_in, has_field, sim_kind, n_bodies, horizon, with_opt, pad;
+    int32_t task, hidden, layers, node_in, has_field, sim_kind, n_bodies, horizon, with_opt;
+    int32_t arch; /* enum cn_arch; files before EGNN hold 0 here, ClofNet */
     double field[3];
     int64_t n_params, step, blob_len;
 };
@@ -70,7 +71,7 @@ static void pack_header(unsigned char *b, const struct header *h)
     memcpy(b, CN_CKPT_MAGIC, 8);
     put_u32(b + 8, h->version);
     const int32_t iv[10] = {h->task, h->hidden, h->layers, h->node_in, h->has_field,
-                            h->sim_kind, h->n_bodies, h->horizon, h->with_opt, h->pad};
+                            h->sim_kind, h->n_bodies, h->horizon, h->with_opt, h->arch};
     for (int k = 0; k < 10; k++)
         put_u32(b + 12 + 4 * k, (uint32_t)iv[k]);
     for (int k = 0; k < 3; k++)
@@ -96,7 +97,7 @@ static void unpack_header(const unsigned char *b, struct header *h)
     h->n_bodies = iv[6];
     h->horizon = iv[7];
     h->with_opt = iv[8];
-    h->pad = iv[9];
+    h->arch = iv[9];
     for (int k = 0; k < 3; k++)
         h->field[k] = get_f64(b + 52 + 8 * k);
     h->n_params = (int64_t)get_u64(b + 76);
@@ -149,6 +150,7 @@ int cn_ckpt_save(const char *path, const struct cn_state *s, const struct cn_met
     h.layers = s->cfg.layers;
     h.node_in = s->cfg.node_in;
     h.has_field = s->cfg.has_field;
+    h.arch = s->cfg.arch;
     h.sim_kind = meta->sim_kind;
     h.n_bodies = meta->n_bodies;
     h.horizon = meta->horizon_steps;
@@ -249,8 +251,14 @@ int cn_ckpt_load(const char *path, const struct cn_config *want, struct cn_state
     c.layers = h.layers;
     c.node_in = h.node_in;
     c.has_field = h.has_field;
+    c.arch = h.arch;
     memcpy(c.field, h.field, sizeof c.field);
     char cerr[CN_ERRLEN];
+    if (!cn_arch_name(c.arch)) {
+        st = cn_fail(err, CN_EFORMAT, "%s: unknown architecture %d in checkpoint (this program "
+                     "knows clofnet and egnn)", path, (int)h.arch);
+        goto done;
+    }
     if (cn_config_check(&c, cerr) != CN_OK) {
         st = cn_fail(err, CN_EFORMAT, "%s: bad dimensions in checkpoint: %s", path, cerr);
         goto done;
@@ -264,6 +272,12 @@ int cn_ckpt_load(const char *path, const struct cn_config *want, struct cn_state
     if (h.n_bodies < 2 || h.horizon < 1 || h.with_opt < 0 || h.with_opt > 1 || h.step < 0 ||
         !sim_kind_name(h.sim_kind)) {
         st = cn_fail(err, CN_EFORMAT, "%s: bad fields in checkpoint header", path);
+        goto done;
+    }
+    if (want && want->arch != c.arch) {
+        st = cn_fail(err, CN_EFORMAT, "%s: this is a%s %s checkpoint; expected %s", path,
+                     c.arch == CN_ARCH_EGNN ? "n" : "", cn_arch_name(c.arch),
+                     cn_arch_name(want->arch));
         goto done;
     }
     if (want && (want->task != c.task || want->hidden != c.hidden || want->layers != c.layers ||
@@ -388,6 +402,7 @@ void cn_model_free(struct cn_model *m)
 void cn_model_get_info(const struct cn_model *m, struct cn_model_info *info)
 {
     info->task = m->s.cfg.task;
+    info->arch = m->s.cfg.arch;
     info->sim_kind = m->meta.sim_kind;
     info->n_bodies = m->meta.n_bodies;
     info->horizon_steps = m->meta.horizon_steps;

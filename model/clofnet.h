@@ -27,6 +27,18 @@ const char *cn_strerror(int status);
 
 /* ---------------------------------------------------------- the network */
 
+/* The architectures: both read the same inputs and train, evaluate and save the same way. */
+enum cn_arch {
+    CN_ARCH_CLOFNET = 0, /* ClofNet clof_vel (SPEC §3): SE(3)-equivariant, local frames */
+    CN_ARCH_EGNN = 1,    /* EGNN_vel, the paper's baseline (SPEC §3): E(3)-equivariant */
+};
+#define CN_ARCH_COUNT 2
+
+/* "clofnet" / "egnn", or NULL when out of range. */
+const char *cn_arch_name(int arch);
+/* The architecture named s, or -1. */
+int cn_arch_parse(const char *s);
+
 enum cn_task {
     CN_TASK_POSITION = 0, /* frame 30 -> frame 40 positions (SPEC §3) */
     CN_TASK_STEP = 1,     /* learned integrator: (x, v) -> (x, v) H steps later */
@@ -54,21 +66,25 @@ struct cn_config {
     int has_field;   /* 1: a lab-frame field vector projected onto each edge frame adds 3 edge
                         inputs (16 -> 19). Default 0. */
     double field[3]; /* The field the model was trained with (used by cn_integrator_step). */
+    int arch;        /* enum cn_arch. Default CN_ARCH_CLOFNET. EGNN: POSITION task, node_in 1,
+                        no field. */
 };
 
 /* Defaults for a task: H 64, 4 layers; POSITION node_in 1, STEP node_in 2; no field. */
 void cn_config_default(struct cn_config *c, int task);
 /* Check a config; CN_EARG with a message when a field is out of range. */
 int cn_config_check(const struct cn_config *c, char err[CN_ERRLEN]);
-/* Edge inputs: 16, or 19 with a field. */
+/* Edge inputs: ClofNet 16, or 19 with a field; EGNN 2 (the edge attributes). */
 int cn_edge_in(const struct cn_config *c);
 /* Numbers per edge from MLP_coord: 3 (position message), 6 for STEP (+ velocity message). */
 int cn_coord_out(const struct cn_config *c);
 
-/* Offsets (in elements) of one layer's tensors in the flat parameter buffer. Weights are
- * stored (out, in) row-major, as in PyTorch. */
+/* Offsets (in elements) of one layer's tensors in the flat parameter buffer, -1 for a tensor
+ * the architecture does not have (EGNN: e3, ln). Weights are stored (out, in) row-major, as
+ * in PyTorch. */
 struct cn_layer_layout {
-    long e1_w, e1_b; /* MLP_edge 1: [h_i, h_j, |x_i-x_j|^2, e_ij] (2H+1+H/2) -> H */
+    long e1_w, e1_b; /* MLP_edge 1: [h_i, h_j, |x_i-x_j|^2, e_ij] (2H+1+H/2) -> H; EGNN
+                        [h_i, h_j, r_ij, edge attributes] (2H+3) -> H */
     long e2_w, e2_b; /* MLP_edge 2: H -> H */
     long e3_w, e3_b; /* MLP_edge 3: H -> H */
     long c1_w, c1_b; /* MLP_coord 1: H -> H */
@@ -83,7 +99,7 @@ struct cn_layer_layout {
 /* Offsets of every tensor: one layout for parameters, gradients and both AdamW moments. */
 struct cn_layout {
     long emb_w, emb_b; /* node embedding node_in -> H */
-    long f1_w, f1_b;   /* edge fuse 1: edge_in -> H/2 */
+    long f1_w, f1_b;   /* edge fuse 1: edge_in -> H/2 (ClofNet only, else -1) */
     long f2_w, f2_b;   /* edge fuse 2: H/2 -> H/2 */
     struct cn_layer_layout layer[CN_MAX_LAYERS];
     long total;        /* number of parameters */
@@ -109,8 +125,10 @@ struct cn_tensor {
 
 /* Fill the layout of a (checked) config. */
 void cn_layout_build(const struct cn_config *c, struct cn_layout *lay);
-/* Number of parameters (160,964 at H 64, 4 layers, POSITION). */
+/* Number of parameters (ClofNet 160,964 and EGNN 134,020 at H 64, 4 layers, POSITION). */
 long cn_param_count(const struct cn_config *c);
+/* Most tensors a config has (cn_tensor_list never returns more). */
+#define CN_MAX_TENSORS (6 + 19 * CN_MAX_LAYERS)
 /* The tensors in buffer order; returns how many (at most max are written). */
 int cn_tensor_list(const struct cn_config *c, struct cn_tensor *out, int max);
 /* PyTorch's default initialisation, from a seeded MT19937 stream (deterministic). */
@@ -280,6 +298,7 @@ void cn_blas_policy(void);
 /* Options of the training loop; cn_train_opts_default gives the paper's ES(5) protocol. */
 struct cn_train_opts {
     int task;             /* enum cn_task. Default POSITION. */
+    int arch;             /* enum cn_arch. Default CN_ARCH_CLOFNET. */
     int hidden, layers;   /* Default 64, 4. */
     int epochs;           /* Default 400. */
     int batch;            /* Graphs per batch, last partial batch dropped. Default 128. */
@@ -371,6 +390,7 @@ int cn_ckpt_load(const char *path, const struct cn_config *want, struct cn_state
 struct cn_model; /* opaque handle to a loaded network */
 
 struct cn_model_info {
+    int arch;          /* enum cn_arch */
     int task;          /* enum cn_task */
     int sim_kind;      /* enum sim_kind of sim/sim.h the model was trained on (SIM_CHARGED...) */
     int n_bodies;      /* bodies per system it was trained on (works for any n >= 2) */

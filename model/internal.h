@@ -16,7 +16,7 @@ struct cn_ws {
     int max_graphs, n;
     int graphs;          /* graphs of the last forward; 0 before the first */
     int *row, *col;      /* receiver and sender node of every edge, max_graphs*n*(n-1) */
-    void *typed;         /* struct cn_wsp_f or struct cn_wsp_d */
+    void *typed;         /* struct cn_wsp_f / _d (ClofNet) or struct egnn_wsp_f / _d */
     size_t bytes;
 };
 
@@ -25,6 +25,10 @@ int cn_wsp_alloc_f(struct cn_ws *ws);
 void cn_wsp_free_f(struct cn_ws *ws);
 int cn_wsp_alloc_d(struct cn_ws *ws);
 void cn_wsp_free_d(struct cn_ws *ws);
+int cn_egnn_wsp_alloc_f(struct cn_ws *ws);
+void cn_egnn_wsp_free_f(struct cn_ws *ws);
+int cn_egnn_wsp_alloc_d(struct cn_ws *ws);
+void cn_egnn_wsp_free_d(struct cn_ws *ws);
 
 /* printf into an error buffer; returns status so callers can `return cn_fail(...)`. */
 int cn_fail(char err[CN_ERRLEN], int status, const char *fmt, ...)

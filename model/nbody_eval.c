@@ -164,8 +164,9 @@ int main(int argc, char **argv)
     if (json)
         printf("{\"mse\": %.9g, \"std\": %.9g, \"stderr\": %.9g, \"median\": %.9g, \"p90\": %.9g, "
                "\"max\": %.9g, \"samples\": %ld, \"split\": \"%s\", \"task\": \"%s\", "
-               "\"dataset\": \"%s\", \"n_params\": %ld}\n",
-               mean, sd, se, med, p90, mse[cnt - 1], cnt, split, task, d.suffix, s->n_params);
+               "\"dataset\": \"%s\", \"n_params\": %ld, \"arch\": \"%s\"}\n",
+               mean, sd, se, med, p90, mse[cnt - 1], cnt, split, task, d.suffix, s->n_params,
+               cn_arch_name(s->cfg.arch));
     else
         printf("%s MSE %.6f over %ld samples (%s task): std %.6f, standard error %.6f, median "
                "%.6f, 90%% %.6f, max %.6f\n",

@@ -38,6 +38,7 @@ static void usage(FILE *f)
             "  --data DIR           dataset directory (exactly one dataset in it)\n"
             "  --out CKPT           output checkpoint\n"
             "  --resume             continue from CKPT.state with its stored options\n"
+            "  --arch A             clofnet or egnn (EGNN_vel, the paper's baseline) [clofnet]\n"
             "  --task T             position (frame 30 -> 40) or step (frame k -> k+1) [position]\n"
             "  --epochs N           [%d]\n"
             "  --batch N            graphs per batch, last partial batch dropped [%d]\n"
@@ -117,6 +118,7 @@ int main(int argc, char **argv)
     static const struct option lo[] = {
         {"data", required_argument, 0, 'd'},    {"out", required_argument, 0, 'o'},
         {"resume", no_argument, 0, 'R'},        {"task", required_argument, 0, 'T'},
+        {"arch", required_argument, 0, 'a'},
         {"epochs", required_argument, 0, 'e'},  {"batch", required_argument, 0, 'b'},
         {"max-train", required_argument, 0, 'm'}, {"max-samples", required_argument, 0, 'm'},
         {"lr", required_argument, 0, 'l'},      {"weight-decay", required_argument, 0, 'w'},
@@ -135,6 +137,12 @@ int main(int argc, char **argv)
         case 'd': data = optarg; break;
         case 'o': out = optarg; break;
         case 'R': resume = 1; break;
+        case 'a':
+            if ((o.arch = cn_arch_parse(optarg)) < 0) {
+                fprintf(stderr, "nbody-train: --arch '%s' must be clofnet or egnn\n", optarg);
+                return 2;
+            }
+            break;
         case 'T':
             if (strcmp(optarg, "position") == 0)
                 o.task = CN_TASK_POSITION;
@@ -221,11 +229,13 @@ int main(int argc, char **argv)
         cfg.hidden = o.hidden;
         cfg.layers = o.layers;
         cfg.has_field = o.task == CN_TASK_STEP && d.kind != SIM_CHARGED && !o.no_field;
+        cfg.arch = o.arch;
         printf("dataset %s/*%s: %s, %d bodies, %d/%d/%d trajectories of %d frames\n", data,
                d.suffix, sim_kind_name(d.kind), d.n, d.train.count, d.valid.count, d.test.count,
                d.train.frames);
         if (!resume)
-            printf("ClofNet %s task, hidden %d, %d layers: %ld parameters\n",
+            printf("%s %s task, hidden %d, %d layers: %ld parameters\n",
+                   o.arch == CN_ARCH_EGNN ? "EGNN" : "ClofNet",
                    o.task == CN_TASK_STEP ? "step" : "position", o.hidden, o.layers,
                    cn_param_count(&cfg));
         else

@@ -19,6 +19,14 @@ int cn_forward_impl_d(struct cn_ws *ws, const double *P, int G, const double *x,
                       double *v_out);
 int cn_backward_impl_d(struct cn_ws *ws, const double *P, const double *dx_out,
                        const double *dv_out, double *Gr, double *dx_in, double *dv_in);
+int cn_egnn_forward_impl_f(struct cn_ws *ws, const float *P, int G, const float *x,
+                           const float *v, const float *q, float *x_out);
+int cn_egnn_backward_impl_f(struct cn_ws *ws, const float *P, const float *dx_out, float *Gr,
+                            float *dx_in, float *dv_in);
+int cn_egnn_forward_impl_d(struct cn_ws *ws, const double *P, int G, const double *x,
+                           const double *v, const double *q, double *x_out);
+int cn_egnn_backward_impl_d(struct cn_ws *ws, const double *P, const double *dx_out,
+                            double *Gr, double *dx_in, double *dv_in);
 
 /* Short name of a status code. */
 const char *cn_strerror(int status)
@@ -89,8 +97,14 @@ void cn_config_default(struct cn_config *c, int task)
 /* Validate every field of a config. */
 int cn_config_check(const struct cn_config *c, char err[CN_ERRLEN])
 {
+    if (!cn_arch_name(c->arch))
+        return cn_fail(err, CN_EARG, "unknown architecture %d", c->arch);
     if (c->task != CN_TASK_POSITION && c->task != CN_TASK_STEP)
         return cn_fail(err, CN_EARG, "unknown task %d", c->task);
+    if (c->arch == CN_ARCH_EGNN && (c->task != CN_TASK_POSITION || c->node_in != 1 ||
+                                    c->has_field))
+        return cn_fail(err, CN_EARG, "EGNN is implemented for the position task (node input "
+                       "|v_i|, no field input) only");
     if (c->hidden < 2 || c->hidden > CN_MAX_HIDDEN || c->hidden % 2)
         return cn_fail(err, CN_EARG, "hidden width %d must be even and in 2..%d", c->hidden,
                        CN_MAX_HIDDEN);
@@ -106,8 +120,27 @@ int cn_config_check(const struct cn_config *c, char err[CN_ERRLEN])
     return CN_OK;
 }
 
+/* Names of the architectures. */
+static const char *const arch_names[CN_ARCH_COUNT] = {"clofnet", "egnn"};
+
+const char *cn_arch_name(int arch)
+{
+    return arch >= 0 && arch < CN_ARCH_COUNT ? arch_names[arch] : NULL;
+}
+
+int cn_arch_parse(const char *s)
+{
+    for (int k = 0; s && k < CN_ARCH_COUNT; k++)
+        if (strcmp(s, arch_names[k]) == 0)
+            return k;
+    return -1;
+}
+
 /* Edge inputs and coordinate outputs of a config. */
-int cn_edge_in(const struct cn_config *c) { return c->has_field ? 19 : 16; }
+int cn_edge_in(const struct cn_config *c)
+{
+    return c->arch == CN_ARCH_EGNN ? 2 : c->has_field ? 19 : 16;
+}
 int cn_coord_out(const struct cn_config *c) { return c->task == CN_TASK_STEP ? 6 : 3; }
 
 /* Append one tensor to the list (if room) and advance the offset. */
@@ -146,72 +179,81 @@ int cn_tensor_list(const struct cn_config *c, struct cn_tensor *out, int max)
 {
     int k = 0;
     long off = 0;
-    const int H = c->hidden, H2 = H / 2, CO = cn_coord_out(c);
+    const int H = c->hidden, H2 = H / 2, CO = cn_coord_out(c), egnn = c->arch == CN_ARCH_EGNN;
     add_linear(out, max, &k, &off, "embed", c->node_in, H, 1);
-    add_linear(out, max, &k, &off, "fuse1", cn_edge_in(c), H2, 1);
-    add_linear(out, max, &k, &off, "fuse2", H2, H2, 1);
+    if (!egnn) {
+        add_linear(out, max, &k, &off, "fuse1", cn_edge_in(c), H2, 1);
+        add_linear(out, max, &k, &off, "fuse2", H2, H2, 1);
+    }
     for (int l = 0; l < c->layers; l++) {
         char nm[32];
 #define LIN(tag, in, o, bias) \
     snprintf(nm, sizeof nm, "layer%d.%s", l, tag); \
     add_linear(out, max, &k, &off, nm, in, o, bias)
-        LIN("edge1", 2 * H + 1 + H2, H, 1);
-        LIN("edge2", H, H, 1);
-        LIN("edge3", H, H, 1);
+        if (egnn) {
+            LIN("edge1", 2 * H + 1 + cn_edge_in(c), H, 1);
+            LIN("edge2", H, H, 1);
+        } else {
+            LIN("edge1", 2 * H + 1 + H2, H, 1);
+            LIN("edge2", H, H, 1);
+            LIN("edge3", H, H, 1);
+        }
         LIN("coord1", H, H, 1);
         snprintf(nm, sizeof nm, "layer%d.coord2.w", l);
-        add_tensor(out, max, &k, &off, nm, CO, H, CN_INIT_XAVIER_SMALL, H, CO);
+        add_tensor(out, max, &k, &off, nm, egnn ? 1 : CO, H, CN_INIT_XAVIER_SMALL, H,
+                   egnn ? 1 : CO);
         LIN("vel1", H, H, 1);
         LIN("vel2", H, 1, 1);
         LIN("node1", 2 * H, H, 1);
         LIN("node2", H, H, 1);
 #undef LIN
-        snprintf(nm, sizeof nm, "layer%d.ln.g", l);
-        add_tensor(out, max, &k, &off, nm, H, 1, CN_INIT_ONES, H, H);
-        snprintf(nm, sizeof nm, "layer%d.ln.b", l);
-        add_tensor(out, max, &k, &off, nm, H, 1, CN_INIT_ZEROS, H, H);
+        if (!egnn) {
+            snprintf(nm, sizeof nm, "layer%d.ln.g", l);
+            add_tensor(out, max, &k, &off, nm, H, 1, CN_INIT_ONES, H, H);
+            snprintf(nm, sizeof nm, "layer%d.ln.b", l);
+            add_tensor(out, max, &k, &off, nm, H, 1, CN_INIT_ZEROS, H, H);
+        }
     }
     return k;
 }
 
-/* Number of tensors per layer and before the layers, as cn_tensor_list emits them. */
-#define TENSORS_HEAD 6
-#define TENSORS_LAYER 19
+/* Offset of the tensor called name (-1 if the config has none). */
+static long tensor_offset(const struct cn_tensor *t, int k, const char *name)
+{
+    for (int i = 0; i < k; i++)
+        if (strcmp(t[i].name, name) == 0)
+            return t[i].offset;
+    return -1;
+}
 
-/* Offsets of every tensor (from the same walk as cn_tensor_list). */
+/* Offsets of every tensor, by name from the list cn_tensor_list makes. */
 void cn_layout_build(const struct cn_config *c, struct cn_layout *lay)
 {
-    struct cn_tensor t[TENSORS_HEAD + TENSORS_LAYER * CN_MAX_LAYERS];
-    int k = cn_tensor_list(c, t, (int)(sizeof t / sizeof t[0]));
+    struct cn_tensor t[CN_MAX_TENSORS];
+    int k = cn_tensor_list(c, t, CN_MAX_TENSORS);
     memset(lay, 0, sizeof *lay);
-    lay->emb_w = t[0].offset;
-    lay->emb_b = t[1].offset;
-    lay->f1_w = t[2].offset;
-    lay->f1_b = t[3].offset;
-    lay->f2_w = t[4].offset;
-    lay->f2_b = t[5].offset;
+    lay->emb_w = tensor_offset(t, k, "embed.w");
+    lay->emb_b = tensor_offset(t, k, "embed.b");
+    lay->f1_w = tensor_offset(t, k, "fuse1.w");
+    lay->f1_b = tensor_offset(t, k, "fuse1.b");
+    lay->f2_w = tensor_offset(t, k, "fuse2.w");
+    lay->f2_b = tensor_offset(t, k, "fuse2.b");
+    static const char *const names[19] = {
+        "edge1.w", "edge1.b", "edge2.w", "edge2.b", "edge3.w", "edge3.b", "coord1.w",
+        "coord1.b", "coord2.w", "vel1.w", "vel1.b", "vel2.w", "vel2.b", "node1.w", "node1.b",
+        "node2.w", "node2.b", "ln.g", "ln.b"};
     for (int l = 0; l < c->layers; l++) {
-        const struct cn_tensor *u = t + TENSORS_HEAD + TENSORS_LAYER * l;
+        long o[19];
+        for (int i = 0; i < 19; i++) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "layer%d.%s", l, names[i]);
+            o[i] = tensor_offset(t, k, nm);
+        }
         struct cn_layer_layout *y = &lay->layer[l];
-        y->e1_w = u[0].offset;
-        y->e1_b = u[1].offset;
-        y->e2_w = u[2].offset;
-        y->e2_b = u[3].offset;
-        y->e3_w = u[4].offset;
-        y->e3_b = u[5].offset;
-        y->c1_w = u[6].offset;
-        y->c1_b = u[7].offset;
-        y->c2_w = u[8].offset;
-        y->v1_w = u[9].offset;
-        y->v1_b = u[10].offset;
-        y->v2_w = u[11].offset;
-        y->v2_b = u[12].offset;
-        y->n1_w = u[13].offset;
-        y->n1_b = u[14].offset;
-        y->n2_w = u[15].offset;
-        y->n2_b = u[16].offset;
-        y->ln_g = u[17].offset;
-        y->ln_b = u[18].offset;
+        y->e1_w = o[0], y->e1_b = o[1], y->e2_w = o[2], y->e2_b = o[3], y->e3_w = o[4];
+        y->e3_b = o[5], y->c1_w = o[6], y->c1_b = o[7], y->c2_w = o[8], y->v1_w = o[9];
+        y->v1_b = o[10], y->v2_w = o[11], y->v2_b = o[12], y->n1_w = o[13], y->n1_b = o[14];
+        y->n2_w = o[15], y->n2_b = o[16], y->ln_g = o[17], y->ln_b = o[18];
     }
     lay->total = t[k - 1].offset + (long)t[k - 1].rows * t[k - 1].cols;
 }
@@ -227,8 +269,8 @@ long cn_param_count(const struct cn_config *c)
 /* PyTorch's default initialisation from MT19937 uniforms (tensors in buffer order). */
 void cn_param_init(const struct cn_config *c, float *param, uint32_t seed)
 {
-    struct cn_tensor t[TENSORS_HEAD + TENSORS_LAYER * CN_MAX_LAYERS];
-    int k = cn_tensor_list(c, t, (int)(sizeof t / sizeof t[0]));
+    struct cn_tensor t[CN_MAX_TENSORS];
+    int k = cn_tensor_list(c, t, CN_MAX_TENSORS);
     struct sim_rng rng;
     sim_rng_seed(&rng, seed);
     for (int i = 0; i < k; i++) {
@@ -293,7 +335,10 @@ int cn_ws_create(const struct cn_config *c, int max_graphs, int n, int precision
                 ws->col[e] = g * n + (t < i ? t : t + 1);
             }
     ws->bytes = sizeof *ws + 2 * E * sizeof(int);
-    st = precision == CN_F32 ? cn_wsp_alloc_f(ws) : cn_wsp_alloc_d(ws);
+    if (c->arch == CN_ARCH_EGNN)
+        st = precision == CN_F32 ? cn_egnn_wsp_alloc_f(ws) : cn_egnn_wsp_alloc_d(ws);
+    else
+        st = precision == CN_F32 ? cn_wsp_alloc_f(ws) : cn_wsp_alloc_d(ws);
     if (st) {
         cn_ws_free(ws);
         return cn_fail(err, st, "out of memory for a workspace of %d graphs", max_graphs);
@@ -307,10 +352,16 @@ void cn_ws_free(struct cn_ws *ws)
 {
     if (!ws)
         return;
-    if (ws->precision == CN_F32)
+    if (ws->cfg.arch == CN_ARCH_EGNN) {
+        if (ws->precision == CN_F32)
+            cn_egnn_wsp_free_f(ws);
+        else
+            cn_egnn_wsp_free_d(ws);
+    } else if (ws->precision == CN_F32) {
         cn_wsp_free_f(ws);
-    else
+    } else {
         cn_wsp_free_d(ws);
+    }
     free(ws->row);
     free(ws->col);
     free(ws);
@@ -325,6 +376,8 @@ int cn_forward(struct cn_ws *ws, const float *param, int graphs, const float *x,
 {
     if (!ws || ws->precision != CN_F32 || !param)
         return CN_EARG;
+    if (ws->cfg.arch == CN_ARCH_EGNN)
+        return field ? CN_EARG : cn_egnn_forward_impl_f(ws, param, graphs, x, v, q, x_out);
     return cn_forward_impl_f(ws, param, graphs, x, v, q, field, x_out, v_out);
 }
 
@@ -334,6 +387,8 @@ int cn_backward(struct cn_ws *ws, const float *param, const float *dx_out, const
 {
     if (!ws || ws->precision != CN_F32 || !param)
         return CN_EARG;
+    if (ws->cfg.arch == CN_ARCH_EGNN)
+        return cn_egnn_backward_impl_f(ws, param, dx_out, grad, dx_in, dv_in);
     return cn_backward_impl_f(ws, param, dx_out, dv_out, grad, dx_in, dv_in);
 }
 
@@ -344,6 +399,8 @@ int cn_forward_d(struct cn_ws *ws, const double *param, int graphs, const double
 {
     if (!ws || ws->precision != CN_F64 || !param)
         return CN_EARG;
+    if (ws->cfg.arch == CN_ARCH_EGNN)
+        return field ? CN_EARG : cn_egnn_forward_impl_d(ws, param, graphs, x, v, q, x_out);
     return cn_forward_impl_d(ws, param, graphs, x, v, q, field, x_out, v_out);
 }
 
@@ -353,6 +410,8 @@ int cn_backward_d(struct cn_ws *ws, const double *param, const double *dx_out,
 {
     if (!ws || ws->precision != CN_F64 || !param)
         return CN_EARG;
+    if (ws->cfg.arch == CN_ARCH_EGNN)
+        return cn_egnn_backward_impl_d(ws, param, dx_out, grad, dx_in, dv_in);
     return cn_backward_impl_d(ws, param, dx_out, dv_out, grad, dx_in, dv_in);
 }
 

@@ -10,3 +10,5 @@
 #include "nn_node.h"
 #include "nn_layernorm.h"
 #include "nn_clofnet.h"
+#include "nn_radial.h"
+#include "nn_egnn.h"

@@ -6,7 +6,7 @@
 
 /* One message-passing layer's parameters (or gradients). */
 struct SUF(layer_p) {
-    struct SUF(lin) e1, e2, e3; /* MLP_edge: (2H + 1 + H/2) -> H -> H -> H */
+    struct SUF(lin) e[3];       /* MLP_edge: (2H + 1 + H/2) -> H -> H -> H */
     struct SUF(lin) c1, c2;     /* MLP_coord: H -> H, H -> 3 (6 for STEP), no bias */
     struct SUF(lin) v1, v2;     /* MLP_vel: H -> H -> 1 */
     struct SUF(lin) n1, n2;     /* MLP_node: 2H -> H -> H */
@@ -39,9 +39,9 @@ static void SUF(net_views)(const struct cn_config *c, const struct cn_layout *la
     for (int l = 0; l < c->layers; l++) {
         const struct cn_layer_layout *o = &lay->layer[l];
         struct SUF(layer_p) *y = &p->layer[l];
-        y->e1 = SUF(lin_at)(base, o->e1_w, o->e1_b, 2 * H + 1 + H2, H);
-        y->e2 = SUF(lin_at)(base, o->e2_w, o->e2_b, H, H);
-        y->e3 = SUF(lin_at)(base, o->e3_w, o->e3_b, H, H);
+        y->e[0] = SUF(lin_at)(base, o->e1_w, o->e1_b, 2 * H + 1 + H2, H);
+        y->e[1] = SUF(lin_at)(base, o->e2_w, o->e2_b, H, H);
+        y->e[2] = SUF(lin_at)(base, o->e3_w, o->e3_b, H, H);
         y->c1 = SUF(lin_at)(base, o->c1_w, o->c1_b, H, H);
         y->c2 = SUF(lin_at)(base, o->c2_w, -1, H, CO);
         y->v1 = SUF(lin_at)(base, o->v1_w, o->v1_b, H, H);
@@ -216,8 +216,7 @@ static void SUF(layer_forward)(struct cn_ws *ws, struct SUF(cn_wsp) *w,
     SUF(frame_forward)(E, row, col, X, a->fr);
     for (int e = 0; e < E; e++)
         a->r2[e] = a->fr[(size_t)e * FR + FR_R2];
-    SUF(edge_mlp_forward)(E, N, row, col, &p->e1, &p->e2, &p->e3, h, w->f2.m, a->r2, a->e,
-                          &w->es);
+    SUF(edge_mlp_forward)(E, N, row, col, 3, p->e, h, w->f2.m, a->r2, a->e, &w->es);
     SUF(coord_forward)(E, nm1, &p->c1, &p->c2, a->e[2].m, a->fr, X, &a->c, a->coef, a->tpre,
                        Xn, w->vacc);
     SUF(vel_forward)(N, &p->v1, &p->v2, h, w->v, &a->v, a->sN, Xn);
@@ -297,8 +296,8 @@ static void SUF(layer_backward)(struct cn_ws *ws, struct SUF(cn_wsp) *w,
                       w->dmv, w->dV, w->dhacc);
     SUF(coord_backward)(E, nm1, row, &p->c1, &p->c2, &g->c1, &g->c2, m, a->fr, &a->c, a->coef,
                         a->tpre, w->dX, dv_out, w->dF, w->dcoef, w->dz, w->dm);
-    SUF(edge_mlp_backward)(E, N, row, col, &p->e1, &p->e2, &p->e3, &g->e1, &g->e2, &g->e3, h,
-                           w->f2.m, a->r2, a->e, &w->es, w->dm, w->de, w->dhacc, w->dr2);
+    SUF(edge_mlp_backward)(E, N, row, col, 3, p->e, g->e, h, w->f2.m, a->r2, a->e, &w->es,
+                           w->dm, w->de, w->dhacc, w->dr2);
     SUF(frame_backward)(E, row, col, X, a->fr, w->dF, w->dr2, w->dX);
     memcpy(w->dH, w->dhacc, sizeof(REAL) * N * H);
 }

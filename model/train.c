@@ -323,6 +323,7 @@ static int write_csv(const char *path, const struct record *r, char err[CN_ERRLE
 static void run_config(const struct cn_train_opts *o, int kind, struct cn_config *c)
 {
     cn_config_default(c, o->task);
+    c->arch = o->arch;
     c->hidden = o->hidden;
     c->layers = o->layers;
     if (o->no_field) {
@@ -341,6 +342,11 @@ static int check_opts(const struct cn_train_opts *o, const struct cn_data *d, ch
 {
     if (o->task != CN_TASK_POSITION && o->task != CN_TASK_STEP)
         return cn_fail(err, CN_EARG, "unknown task %d", o->task);
+    if (!cn_arch_name(o->arch))
+        return cn_fail(err, CN_EARG, "unknown architecture %d", o->arch);
+    if (o->arch == CN_ARCH_EGNN && o->task != CN_TASK_POSITION)
+        return cn_fail(err, CN_EARG, "EGNN is implemented for the position task only (--task "
+                       "position)");
     if (o->epochs < 1 || o->epochs > 1000000)
         return cn_fail(err, CN_EARG, "epochs %d must be in 1..1000000", o->epochs);
     if (o->batch < 1 || o->batch > 65536)
@@ -451,6 +457,7 @@ int cn_train_stored_opts(const char *out, struct cn_train_opts *o, char err[CN_E
     int st = cn_ckpt_load(state_path, NULL, &s, NULL, &has_opt, &blob, &blen, err);
     if (st)
         return st;
+    const int arch = s.cfg.arch; /* the architecture is in the state's header */
     cn_state_free(&s);
     struct record r;
     st = blob && has_opt ? record_unpack(&r, blob, blen) : CN_EFORMAT;
@@ -458,6 +465,7 @@ int cn_train_stored_opts(const char *out, struct cn_train_opts *o, char err[CN_E
     if (st)
         return cn_fail(err, st, "%s: not a training state (no resume record)", state_path);
     *o = r.o;
+    o->arch = arch;
     free(r.hist);
     free(r.ema);
     return CN_OK;
@@ -511,6 +519,7 @@ int cn_train(const struct cn_train_opts *o_in, const struct cn_data *d, const ch
                          r.n, d->suffix, d->train.count, d->n);
             goto done;
         }
+        r.o.arch = s.cfg.arch; /* recorded in the state's header, not in the resume record */
         run_config(&r.o, d->kind, &cfg);
         if (s.cfg.task != cfg.task || s.cfg.hidden != cfg.hidden || s.cfg.layers != cfg.layers) {
             st = cn_fail(err, CN_EFORMAT, "%s: network does not match its resume record",

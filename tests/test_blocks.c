@@ -352,34 +352,38 @@ static void test_centring(void **state)
 
 static struct {
     struct lin_pg e1, e2, e3;
+    int nl, K;
     double *h, *dh, *eij, *de, *r2, *dr2, *w, *dm;
     struct silu_act_d a[3];
     struct edge_scratch_d sc;
 } em;
 static double em_loss(void)
 {
-    edge_mlp_forward_d(E, N, g_row, g_col, &em.e1.p, &em.e2.p, &em.e3.p, em.h, em.eij, em.r2,
-                       em.a, &em.sc);
-    return dotn(E * H, em.w, em.a[2].m);
+    struct lin_d e[3] = {em.e1.p, em.e2.p, em.e3.p};
+    edge_mlp_forward_d(E, N, g_row, g_col, em.nl, e, em.h, em.eij, em.r2, em.a, &em.sc);
+    return dotn(E * H, em.w, em.a[em.nl - 1].m);
 }
 static void em_grad(void)
 {
     em_loss();
     memcpy(em.dm, em.w, E * H * sizeof(double));
-    edge_mlp_backward_d(E, N, g_row, g_col, &em.e1.p, &em.e2.p, &em.e3.p, &em.e1.g, &em.e2.g,
-                        &em.e3.g, em.h, em.eij, em.r2, em.a, &em.sc, em.dm, em.de, em.dh,
-                        em.dr2);
+    struct lin_d e[3] = {em.e1.p, em.e2.p, em.e3.p}, g[3] = {em.e1.g, em.e2.g, em.e3.g};
+    edge_mlp_backward_d(E, N, g_row, g_col, em.nl, e, g, em.h, em.eij, em.r2, em.a, &em.sc,
+                        em.dm, em.de, em.dh, em.dr2);
 }
-static void test_edge_mlp(void **state)
+/* ClofNet's edge MLP (3 layers, attribute block e_ij of H/2) or EGNN's (2 layers, the 2 edge
+ * attributes). */
+static void edge_mlp_case(int nl, int K, const char *name)
 {
-    (void)state;
-    em.e1 = make_lin(2 * H + 1 + H2, H, 1);
+    em.nl = nl;
+    em.K = K;
+    em.e1 = make_lin(2 * H + 1 + K, H, 1);
     em.e2 = make_lin(H, H, 1);
     em.e3 = make_lin(H, H, 1);
     em.h = rnd(N * H, 1);
     em.dh = zeros(N * H);
-    em.eij = rnd(E * H2, 1);
-    em.de = zeros(E * H2);
+    em.eij = rnd(E * K, 1);
+    em.de = zeros(E * K);
     em.r2 = rnd(E, 1);
     for (int e = 0; e < E; e++)
         em.r2[e] = fabs(em.r2[e]);
@@ -390,14 +394,16 @@ static void test_edge_mlp(void **state)
         em.a[k] = make_act(E * H);
     em.sc = (struct edge_scratch_d){zeros(N * 2 * H), zeros(2 * H), zeros(N * 2 * H),
                                     zeros(E * H), zeros(E * H)};
-    struct blk b = {"edge MLP", 9,
-                    {{"e1.w", em.e1.p.w, em.e1.g.w, (2 * H + 1 + H2) * H},
+    struct blk b = {name, 9,
+                    {{"e1.w", em.e1.p.w, em.e1.g.w, (2 * H + 1 + K) * H},
                      {"e1.b", em.e1.p.b, em.e1.g.b, H},
                      {"e2.w", em.e2.p.w, em.e2.g.w, H * H}, {"e2.b", em.e2.p.b, em.e2.g.b, H},
-                     {"e3.w", em.e3.p.w, em.e3.g.w, H * H}, {"e3.b", em.e3.p.b, em.e3.g.b, H},
-                     {"h", em.h, em.dh, N * H}, {"e_ij", em.eij, em.de, E * H2},
-                     {"r2", em.r2, em.dr2, E}},
+                     {"h", em.h, em.dh, N * H}, {"attributes", em.eij, em.de, E * K},
+                     {"r2", em.r2, em.dr2, E},
+                     {"e3.w", em.e3.p.w, em.e3.g.w, H * H}, {"e3.b", em.e3.p.b, em.e3.g.b, H}},
                     em_loss, em_grad};
+    if (nl == 2)
+        b.na = 7; /* e3 is not part of a 2-layer MLP */
     fd_check(&b);
     free_lin(&em.e1); free_lin(&em.e2); free_lin(&em.e3);
     for (int k = 0; k < 3; k++)
@@ -405,6 +411,12 @@ static void test_edge_mlp(void **state)
     free(em.sc.PQ); free(em.sc.wr); free(em.sc.dPQ); free(em.sc.d1); free(em.sc.d2);
     free(em.h); free(em.dh); free(em.eij); free(em.de); free(em.r2); free(em.dr2); free(em.w);
     free(em.dm);
+}
+static void test_edge_mlp(void **state)
+{
+    (void)state;
+    edge_mlp_case(3, H2, "edge MLP (ClofNet)");
+    edge_mlp_case(2, 2, "edge MLP (EGNN)");
 }
 
 /* --------------------------------------------------- coordinate message */

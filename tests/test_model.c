@@ -294,8 +294,8 @@ static void test_param_count(void **state)
                              + 2 * H;                                   /* LayerNorm */
                 assert_int_equal(cn_param_count(&d), head + L * layer);
             }
-    struct cn_tensor t[6 + 19 * CN_MAX_LAYERS];
-    int k = cn_tensor_list(&c, t, 6 + 19 * CN_MAX_LAYERS);
+    struct cn_tensor t[CN_MAX_TENSORS];
+    int k = cn_tensor_list(&c, t, CN_MAX_TENSORS);
     assert_int_equal(k, 6 + 19 * 4);
     long sum = 0;
     for (int i = 0; i < k; i++) {
@@ -317,8 +317,8 @@ static void test_init(void **state)
     assert_memory_equal(a, b, P * sizeof *a);
     cn_param_init(&c, b, 6);
     assert_true(memcmp(a, b, P * sizeof *a) != 0);
-    struct cn_tensor t[6 + 19 * CN_MAX_LAYERS];
-    int k = cn_tensor_list(&c, t, 6 + 19 * CN_MAX_LAYERS);
+    struct cn_tensor t[CN_MAX_TENSORS];
+    int k = cn_tensor_list(&c, t, CN_MAX_TENSORS);
     for (int i = 0; i < k; i++) {
         double bound = t[i].init == CN_INIT_XAVIER_SMALL
                            ? 0.001 * sqrt(6.0 / (t[i].fan_in + t[i].fan_out))
@@ -415,8 +415,8 @@ static void gradcheck(const struct cn_config *c, int G, int n, int sample, uint3
     gc_loss(ws, p, G, x, v, q, fld, wx, wvp, xo, vo);
     assert_int_equal(cn_backward_d(ws, p, wx, wvp, g, dx, dv), CN_OK);
 
-    struct cn_tensor t[6 + 19 * CN_MAX_LAYERS];
-    int nt = cn_tensor_list(c, t, 6 + 19 * CN_MAX_LAYERS);
+    struct cn_tensor t[CN_MAX_TENSORS];
+    int nt = cn_tensor_list(c, t, CN_MAX_TENSORS);
     res->param = 0;
     for (int i = 0; i < nt; i++) {
         long cnt = (long)t[i].rows * t[i].cols;
@@ -677,8 +677,8 @@ static void test_float_backward_matches_double(void **state)
         double gmax = 0;
         for (long k = 0; k < r.P; k++)
             gmax = fmax(gmax, fabs(r.gd[k]));
-        struct cn_tensor t[6 + 19 * CN_MAX_LAYERS];
-        int nt = cn_tensor_list(&cs[i], t, 6 + 19 * CN_MAX_LAYERS);
+        struct cn_tensor t[CN_MAX_TENSORS];
+        int nt = cn_tensor_list(&cs[i], t, CN_MAX_TENSORS);
         double worst = 0;
         const char *worst_name = "";
         for (int k = 0; k < nt; k++) {
@@ -769,8 +769,8 @@ static double grad_diff(const struct cn_config *c, const float *a, const float *
     double gmax = 0, worst = 0;
     for (long k = 0; k < P; k++)
         gmax = fmax(gmax, fabs(b[k]));
-    struct cn_tensor t[6 + 19 * CN_MAX_LAYERS];
-    int nt = cn_tensor_list(c, t, 6 + 19 * CN_MAX_LAYERS);
+    struct cn_tensor t[CN_MAX_TENSORS];
+    int nt = cn_tensor_list(c, t, CN_MAX_TENSORS);
     for (int i = 0; i < nt; i++) {
         long cnt = (long)t[i].rows * t[i].cols;
         double scale = F32_GRAD_FLOOR * gmax, e = 0;
@@ -1278,7 +1278,7 @@ static void test_train_determinism_resume(void **state)
         unsigned char *ba = slurp(p1, &la), *bb = slurp(p2, &lb);
         /* the state ends with the history, whose seconds differ: compare parameters and
          * moments (after the 96-byte header) */
-        long arrays = 3 * 4 * cn_param_count(&(struct cn_config){0, 16, 2, 1, 0, {0, 0, 0}});
+        long arrays = 3 * 4 * cn_param_count(&(struct cn_config){.task = CN_TASK_POSITION, .hidden = 16, .layers = 2, .node_in = 1});
         assert_int_equal(la, lb);
         assert_memory_equal(ba + 96, bb + 96, (size_t)arrays);
         /* interrupted after 2 epochs, then after 2 more, then resumed to the end */
@@ -1768,7 +1768,7 @@ static void test_programs_thread_independence(void **state)
                 {"OMP_THREAD_LIMIT=1", "2", "limit"},
                 {"OMP_NUM_THREADS=1 OMP_DYNAMIC=true", "0", "dyn"}};
     const int nr = (int)(sizeof runs / sizeof runs[0]);
-    long arrays = 3 * 4 * cn_param_count(&(struct cn_config){0, 16, 2, 1, 0, {0, 0, 0}});
+    long arrays = 3 * 4 * cn_param_count(&(struct cn_config){.task = CN_TASK_POSITION, .hidden = 16, .layers = 2, .node_in = 1});
     unsigned char *ref = NULL, *ref_state = NULL;
     long ref_len = 0, ref_slen = 0;
     char ck[600], st[700];

@@ -17,10 +17,12 @@
 
 static volatile sig_atomic_t g_interrupt;
 
-/* Ctrl-C / kill: finish nothing, keep the last completed epoch. */
-static void on_signal(int sig)
+/* Ctrl-C, kill or hang-up (on the signal thread of sim_signals_start): stop at the next batch,
+ * keeping the last completed epoch; the files being written are finished, never cut. */
+static void on_signal(int sig, void *user)
 {
     (void)sig;
+    (void)user;
     g_interrupt = 1;
 }
 
@@ -110,10 +112,15 @@ static void progress(void *user, const struct cn_epoch_record *r, int epochs, do
 /* Parse options, load the dataset, train, report. */
 int main(int argc, char **argv)
 {
+    /* before any thread exists (OpenMP, BLAS), so that every thread has the signals blocked */
+    if (sim_signals_start(on_signal, NULL) != SIM_OK) {
+        fprintf(stderr, "nbody-train: cannot set up the signal handling thread\n");
+        return 1;
+    }
     struct cn_train_opts o;
     cn_train_opts_default(&o);
     const char *data = NULL, *out = NULL;
-    int resume = 0;
+    int resume = 0, arch_given = 0;
     struct progress_ctx pc = {0};
     static const struct option lo[] = {
         {"data", required_argument, 0, 'd'},    {"out", required_argument, 0, 'o'},
@@ -138,6 +145,7 @@ int main(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'R': resume = 1; break;
         case 'a':
+            arch_given = 1;
             if ((o.arch = cn_arch_parse(optarg)) < 0) {
                 fprintf(stderr, "nbody-train: --arch '%s' must be clofnet or egnn\n", optarg);
                 return 2;
@@ -211,6 +219,12 @@ int main(int argc, char **argv)
             fprintf(stderr, "nbody-train: %s\n", err);
             return 1;
         }
+        if (arch_given && stored.arch != o.arch) {
+            fprintf(stderr, "nbody-train: --arch %s given, but %s.state was trained with --arch %s; resume it "
+                    "without --arch, or train an %s model under another --out\n",
+                    cn_arch_name(o.arch), out, cn_arch_name(stored.arch), cn_arch_name(o.arch));
+            return 1;
+        }
         int threads = o.threads, stop_after = o.stop_after;
         o = stored;
         o.threads = threads;
@@ -242,11 +256,11 @@ int main(int argc, char **argv)
             printf("resuming from %s.state\n", out);
         fflush(stdout);
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    if (g_interrupt) {
+        cn_data_free(&d);
+        fprintf(stderr, "nbody-train: interrupted before the first epoch; nothing written\n");
+        return 130;
+    }
 
     struct cn_train_result res;
     st = cn_train(&o, &d, out, resume, &g_interrupt, progress, &pc, &res, err);

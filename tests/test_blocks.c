@@ -24,6 +24,7 @@
 #include "nn_vel.h"
 #include "nn_node.h"
 #include "nn_layernorm.h"
+#include "nn_radial.h"
 
 #include "sim.h"
 
@@ -626,6 +627,93 @@ static void test_layernorm(void **state)
     free(ln.xhat); free(ln.rstd); free(ln.w);
 }
 
+/* ------------------------------------------------- EGNN's radial blocks */
+
+static struct {
+    struct lin_pg c1, c2;
+    double *X, *dX, *geo, *wu, *wr, *m, *dm, *coef, *tpre, *Xn, *wx, *du, *dcoef, *dz;
+    struct silu_act_d ac;
+} rc;
+/* The geometry alone: a linear functional of u and r. */
+static double radial_loss(void)
+{
+    radial_forward_d(E, g_row, g_col, rc.X, rc.geo);
+    double s = 0;
+    for (int e = 0; e < E; e++) {
+        for (int k = 0; k < 3; k++)
+            s += rc.wu[3 * e + k] * rc.geo[e * RG + RG_U + k];
+        s += rc.wr[e] * rc.geo[e * RG + RG_R];
+    }
+    return s;
+}
+static void radial_grad(void)
+{
+    radial_loss();
+    radial_backward_d(E, g_row, g_col, rc.geo, rc.wu, rc.wr, rc.dX);
+}
+/* The coordinate message through the geometry: x -> u -> x + mean clamp(u phi_x(m)). */
+static double rcoord_loss(void)
+{
+    radial_forward_d(E, g_row, g_col, rc.X, rc.geo);
+    radial_coord_forward_d(E, NM1, &rc.c1.p, &rc.c2.p, rc.m, rc.geo, rc.X, &rc.ac, rc.coef,
+                           rc.tpre, rc.Xn);
+    return dotn(3 * N, rc.wx, rc.Xn);
+}
+static void rcoord_grad(void)
+{
+    rcoord_loss();
+    radial_coord_backward_d(E, NM1, g_row, &rc.c1.p, &rc.c2.p, &rc.c1.g, &rc.c2.g, rc.m, rc.geo,
+                            &rc.ac, rc.coef, rc.tpre, rc.wx, rc.du, rc.dcoef, rc.dz, rc.dm);
+    for (int k = 0; k < 3 * N; k++)
+        rc.dX[k] += rc.wx[k]; /* the identity path */
+    radial_backward_d(E, g_row, g_col, rc.geo, rc.du, NULL, rc.dX);
+}
+static void test_radial(void **state)
+{
+    (void)state;
+    rc.c1 = make_lin(H, H, 1);
+    rc.c2 = make_lin(H, 1, 0);
+    rc.X = rnd(3 * N, 1);
+    rc.dX = zeros(3 * N);
+    rc.geo = zeros(E * RG);
+    rc.wu = rnd(3 * E, 1);
+    rc.wr = rnd(E, 1);
+    rc.m = rnd(E * H, 1);
+    rc.dm = zeros(E * H);
+    rc.coef = zeros(E);
+    rc.tpre = zeros(3 * E);
+    rc.Xn = zeros(3 * N);
+    rc.wx = rnd(3 * N, 1);
+    rc.du = zeros(3 * E);
+    rc.dcoef = zeros(E);
+    rc.dz = zeros(E * H);
+    rc.ac = make_act(E * H);
+    struct blk g = {"radial geometry (u, r)", 1, {{"x", rc.X, rc.dX, 3 * N}}, radial_loss,
+                    radial_grad};
+    fd_check(&g);
+    struct blk b = {"radial coordinate message", 4,
+                    {{"c1.w", rc.c1.p.w, rc.c1.g.w, H * H}, {"c1.b", rc.c1.p.b, rc.c1.g.b, H},
+                     {"c2.w", rc.c2.p.w, rc.c2.g.w, H}, {"m_ij", rc.m, rc.dm, E * H}},
+                    rcoord_loss, rcoord_grad};
+    fd_check(&b);
+    /* x as well (the messages move with it); then past the clamp */
+    b.a[b.na++] = (struct arr){"x", rc.X, rc.dX, 3 * N};
+    fd_check(&b);
+    for (int k = 0; k < H; k++)
+        rc.c2.p.w[k] *= CLAMP_SCALE;
+    b.name = "radial messages past the clamp";
+    fd_check(&b);
+    int clamped = 0;
+    for (int k = 0; k < 3 * E; k++)
+        clamped += fabs(rc.tpre[k]) > CN_CLAMP;
+    print_message("  %d%% of the message components clamped\n", 100 * clamped / (3 * E));
+    assert_true(clamped > 3 * E / 10 && clamped < 9 * 3 * E / 10);
+    free_lin(&rc.c1); free_lin(&rc.c2); free_act(&rc.ac);
+    free(rc.X); free(rc.dX); free(rc.geo); free(rc.wu); free(rc.wr); free(rc.m); free(rc.dm);
+    free(rc.coef); free(rc.tpre); free(rc.Xn); free(rc.wx); free(rc.du); free(rc.dcoef);
+    free(rc.dz);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -638,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_velocity_scaling),
         cmocka_unit_test(test_node_update),
         cmocka_unit_test(test_layernorm),
+        cmocka_unit_test(test_radial),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -119,6 +119,14 @@ static struct cn_config test_config(int task, int hidden, int layers, int field)
     return c;
 }
 
+/* An EGNN config (position task) of a width and depth. */
+static struct cn_config egnn_config(int hidden, int layers)
+{
+    struct cn_config c = test_config(CN_TASK_POSITION, hidden, layers, 0);
+    c.arch = CN_ARCH_EGNN;
+    return c;
+}
+
 /* Initialised parameters moved off their initial values (LayerNorm not 1/0, coordinate
  * weights not ~1e-3), so that every term of the network matters in a test. */
 static float *test_params(const struct cn_config *c, uint32_t seed)
@@ -533,6 +541,22 @@ static void test_gradcheck_two_bodies(void **state)
     report_gc("step two bodies", &r);
 }
 
+/* EGNN, every element: 3 graphs of 4 bodies; and one 20-body graph (a sample of each tensor,
+ * every input), the size of the 20-body benchmarks. */
+static void test_gradcheck_egnn(void **state)
+{
+    (void)state;
+    struct cn_config c = egnn_config(8, 2);
+    struct gc_result r;
+    gradcheck(&c, 3, 4, 0, 15, &r);
+    report_gc("EGNN H8 L2", &r);
+    gradcheck(&c, 1, 20, 8, 16, &r);
+    report_gc("EGNN H8 L2, 20 bodies (sampled)", &r);
+    struct cn_config cc = test_config(CN_TASK_POSITION, 8, 2, 0);
+    gradcheck(&cc, 1, 20, 8, 17, &r);
+    report_gc("ClofNet H8 L2, 20 bodies (sampled)", &r);
+}
+
 /* The float network agrees with the double build (fast exp, float rounding). */
 static void test_float_matches_double(void **state)
 {
@@ -667,11 +691,11 @@ static double rel_err_fd(long count, const float *a, const double *b, double flo
 static void test_float_backward_matches_double(void **state)
 {
     (void)state;
-    struct cn_config cs[3] = {test_config(CN_TASK_POSITION, 64, 4, 0),
+    struct cn_config cs[4] = {test_config(CN_TASK_POSITION, 64, 4, 0),
                               test_config(CN_TASK_STEP, 64, 4, 0),
-                              test_config(CN_TASK_STEP, 64, 4, 1)};
-    const char *names[3] = {"position", "step", "step+field"};
-    for (int i = 0; i < 3; i++) {
+                              test_config(CN_TASK_STEP, 64, 4, 1), egnn_config(64, 4)};
+    const char *names[4] = {"position", "step", "step+field", "EGNN"};
+    for (int i = 0; i < 4; i++) {
         struct fb_case r;
         float_and_double_grads(&cs[i], 6, 5, 71 + i, &r);
         double gmax = 0;
@@ -950,13 +974,39 @@ static void test_reflection_breaks(void **state)
     assert_true(e > REFLECT_MIN);
 }
 
+/* EGNN is E(3)-equivariant: rotations, translations and reflections (unlike ClofNet). */
+static void test_egnn_e3_equivariance(void **state)
+{
+    (void)state;
+    struct cn_config c = egnn_config(64, 4);
+    double worst = 0;
+    for (int trial = 0; trial < 3; trial++) {
+        double R[9], t[3];
+        sim_rng_seed(&g_rng, 400 + trial);
+        random_rotation(R);
+        for (int k = 0; k < 3; k++)
+            t[k] = 3 * randn();
+        worst = fmax(worst, symmetry_error(&c, R, t, 91 + trial));
+        /* the rotation composed with a mirror: det -1 */
+        for (int k = 0; k < 3; k++)
+            R[6 + k] = -R[6 + k];
+        worst = fmax(worst, symmetry_error(&c, R, t, 94 + trial));
+    }
+    double P[9] = {1, 0, 0, 0, 1, 0, 0, 0, -1}, t0[3] = {0, 0, 0};
+    worst = fmax(worst, symmetry_error(&c, P, t0, 97));
+    print_message("E(3) equivariance EGNN (rotations, translations, reflections): max error "
+                  "%.3g\n", worst);
+    assert_true(worst <= EQUIV_TOL);
+}
+
 /* Permuting the bodies of each graph permutes the predictions. */
 static void test_permutation(void **state)
 {
     (void)state;
-    for (int task = 0; task < 2; task++) {
+    for (int task = 0; task < 3; task++) {
         sim_rng_seed(&g_rng, 51);
-        struct cn_config c = test_config(task, 64, 4, task);
+        /* 0: ClofNet position, 1: ClofNet step with a field, 2: EGNN */
+        struct cn_config c = task == 2 ? egnn_config(64, 4) : test_config(task, 64, 4, task);
         const int G = 8, n = 5;
         char err[CN_ERRLEN];
         struct cn_ws *ws;
@@ -973,18 +1023,19 @@ static void test_permutation(void **state)
                 memcpy(vp + 3 * d, v + 3 * s, 3 * sizeof(float));
                 qp[d] = q[s];
             }
-        assert_int_equal(cn_forward(ws, p, G, x, v, q, fld, xo, vo), CN_OK);
-        assert_int_equal(cn_forward(ws, p, G, xp, vp, qp, fld, xo2, vo2), CN_OK);
+        const float *fp = c.has_field ? fld : NULL;
+        assert_int_equal(cn_forward(ws, p, G, x, v, q, fp, xo, vo), CN_OK);
+        assert_int_equal(cn_forward(ws, p, G, xp, vp, qp, fp, xo2, vo2), CN_OK);
         double worst = 0;
         for (int g = 0; g < G; g++)
             for (int i = 0; i < n; i++)
                 for (int k = 0; k < 3; k++) {
                     int s = g * n + perm[i], d = g * n + i;
                     worst = fmax(worst, fabs(xo2[3 * d + k] - xo[3 * s + k]));
-                    if (task)
+                    if (task == 1)
                         worst = fmax(worst, fabs(vo2[3 * d + k] - vo[3 * s + k]));
                 }
-        print_message("permutation (%s): max error %.3g\n", task ? "step" : "position", worst);
+        print_message("permutation (%s): max error %.3g\n", task == 2 ? "EGNN" : task ? "step" : "position", worst);
         assert_true(worst <= PERM_TOL);
         cn_ws_free(ws);
         free(p);
@@ -1712,6 +1763,81 @@ static void test_programs(void **state)
 /* Run every test; datasets are made once for the group. */
 
 
+/* Both architectures train and evaluate on a tiny 20-body set (the size of the paper's 20-body
+ * columns); a checkpoint of one is refused, with a message naming both, where the other is
+ * expected, by the library and by nbody-train --resume. */
+static void test_twenty_bodies_and_arch(void **state)
+{
+    (void)state;
+    char dir[256], data[600], err[CN_ERRLEN];
+    make_tmpdir(dir, sizeof dir, "twenty");
+    snprintf(data, sizeof data, "%s/data", dir);
+    assert_int_equal(mkdir(data, 0755), 0);
+    make_dataset(data, SIM_CHARGED, 20, 20, 6, 6, 33);
+    struct cn_data d;
+    assert_int_equal(cn_data_load(data, 7, 0, &d, err), CN_OK);
+    assert_int_equal(d.n, 20);
+    char ck[2][700];
+    for (int a = 0; a < CN_ARCH_COUNT; a++) {
+        struct cn_train_opts o;
+        cn_train_opts_default(&o);
+        o.arch = a;
+        o.hidden = 16;
+        o.layers = 2;
+        o.epochs = 3;
+        o.batch = 10;
+        o.val_every = 1;
+        o.lr = 3e-3;
+        o.threads = 2;
+        snprintf(ck[a], sizeof ck[a], "%s/%s.ckpt", dir, cn_arch_name(a));
+        struct cn_train_result r;
+        assert_int_equal(cn_train(&o, &d, ck[a], 0, NULL, NULL, NULL, &r, err), CN_OK);
+        print_message("%s on 20 bodies: best validation %.4g at epoch %d (%ld parameters)\n",
+                      cn_arch_name(a), r.best_val, r.best_epoch, r.n_params);
+        assert_true(isfinite(r.best_val) && r.best_val > 0 && r.best_val < 1);
+        char out[800];
+        snprintf(out, sizeof out, "%s/%s.json", dir, cn_arch_name(a));
+        assert_int_equal(run("%s --model %s --data %s --json > %s", EVAL, ck[a], data, out), 0);
+        long len;
+        char *js = (char *)slurp(out, &len);
+        js[len] = '\0';
+        char want[64];
+        snprintf(want, sizeof want, "\"arch\": \"%s\"", cn_arch_name(a));
+        assert_non_null(strstr(js, want));
+        free(js);
+    }
+    /* the library: a want of the other architecture */
+    struct cn_config want = test_config(CN_TASK_POSITION, 16, 2, 0);
+    struct cn_state s;
+    assert_int_equal(cn_ckpt_load(ck[CN_ARCH_EGNN], &want, &s, NULL, NULL, NULL, NULL, err),
+                     CN_EFORMAT);
+    assert_non_null(strstr(err, "egnn checkpoint; expected clofnet"));
+    want.arch = CN_ARCH_EGNN;
+    assert_int_equal(cn_ckpt_load(ck[CN_ARCH_CLOFNET], &want, &s, NULL, NULL, NULL, NULL, err),
+                     CN_EFORMAT);
+    assert_non_null(strstr(err, "clofnet checkpoint; expected egnn"));
+    assert_int_equal(cn_ckpt_load(ck[CN_ARCH_EGNN], &want, &s, NULL, NULL, NULL, NULL, err), CN_OK);
+    assert_int_equal(s.cfg.arch, CN_ARCH_EGNN);
+    assert_int_equal(s.n_params, cn_param_count(&want));
+    cn_state_free(&s);
+    /* nbody-train --resume of an EGNN run with --arch clofnet */
+    assert_int_equal(run("%s --data %s --out %s --resume --arch clofnet 2> %s/err", TRAIN, data,
+                         ck[CN_ARCH_EGNN], dir), 1);
+    assert_int_equal(run("grep -q 'was trained with --arch egnn' %s/err", dir), 0);
+    /* an EGNN step model is refused before any work */
+    struct cn_train_opts o;
+    cn_train_opts_default(&o);
+    o.arch = CN_ARCH_EGNN;
+    o.task = CN_TASK_STEP;
+    char bad[800];
+    snprintf(bad, sizeof bad, "%s/step.ckpt", dir);
+    assert_int_equal(cn_train(&o, &d, bad, 0, NULL, NULL, NULL, NULL, err), CN_EARG);
+    assert_non_null(strstr(err, "position task only"));
+    assert_false(file_exists(bad));
+    cn_data_free(&d);
+    rm_tree(dir);
+}
+
 /* The shipped checkpoints evaluate as they did before the network became layer modules and
  * the trainer shares: nbody-eval's MSE (printed to 9 digits) on small datasets that nbody-gen
  * makes from seed 777 (4/4/64 trajectories per setting), against the values the previous
@@ -1838,11 +1964,13 @@ int main(void)
         cmocka_unit_test(test_gradcheck_step),
         cmocka_unit_test(test_gradcheck_full),
         cmocka_unit_test(test_gradcheck_two_bodies),
+        cmocka_unit_test(test_gradcheck_egnn),
         cmocka_unit_test(test_float_matches_double),
         cmocka_unit_test(test_float_backward_matches_double),
         cmocka_unit_test(test_trainer_shares),
         cmocka_unit_test(test_se3_equivariance),
         cmocka_unit_test(test_reflection_breaks),
+        cmocka_unit_test(test_egnn_e3_equivariance),
         cmocka_unit_test(test_permutation),
         cmocka_unit_test(test_graph_independence),
         cmocka_unit_test(test_adamw),
@@ -1855,6 +1983,7 @@ int main(void)
         cmocka_unit_test(test_programs),
         cmocka_unit_test(test_programs_thread_independence),
         cmocka_unit_test(test_shipped_models_unchanged),
+        cmocka_unit_test(test_twenty_bodies_and_arch),
     };
     return cmocka_run_group_tests(tests, setup_data, teardown_data);
 }

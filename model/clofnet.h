@@ -324,6 +324,10 @@ struct cn_train_opts {
     double lr_min;        /* Final learning rate of the cosine schedule. Default 0. */
     int no_field;         /* 1: STEP on static/dynamic data without the field input (an
                              ablation: the field is then invisible to the network). Default 0. */
+    int field_input;      /* 1: POSITION task on static/dynamic data with the lab-frame field as
+                             an input, scalarized on every edge frame as the step models do (not
+                             in the paper: no rotation-equivariant network can infer g or B).
+                             ClofNet only. Default 0. */
     double ema;           /* > 0: validate, test and save an exponential moving average of the
                              parameters, ema = beta ema + (1 - beta) param after every step,
                              beta = this value (e.g. 0.99). Default 0 (off). */

@@ -59,6 +59,8 @@ static void usage(FILE *f)
             "  --stop-after N       stop after N epochs of this run (resume later) [0 = never]\n"
             "  --reflect            mirror half the training samples (z -> -z): data augmentation\n"
             "  --no-field           step task, static/dynamic data: leave the field input out (ablation)\n"
+            "  --field-input        position task, static/dynamic data: the lab-frame field as an\n"
+            "                       input, as the step models have it (ClofNet; not in the paper)\n"
             "  --cosine             cosine learning-rate decay to --lr-min instead of StepLR\n"
             "  --lr-min X           final learning rate of --cosine [0]\n"
             "  --ema BETA           validate and save a moving average of the weights [0 = off]\n"
@@ -125,7 +127,7 @@ int main(int argc, char **argv)
     static const struct option lo[] = {
         {"data", required_argument, 0, 'd'},    {"out", required_argument, 0, 'o'},
         {"resume", no_argument, 0, 'R'},        {"task", required_argument, 0, 'T'},
-        {"arch", required_argument, 0, 'a'},
+        {"arch", required_argument, 0, 'a'},     {"field-input", no_argument, 0, 'f'},
         {"epochs", required_argument, 0, 'e'},  {"batch", required_argument, 0, 'b'},
         {"max-train", required_argument, 0, 'm'}, {"max-samples", required_argument, 0, 'm'},
         {"lr", required_argument, 0, 'l'},      {"weight-decay", required_argument, 0, 'w'},
@@ -178,6 +180,7 @@ int main(int argc, char **argv)
         case 'X': o.stop_after = (int)parse_int("stop-after", optarg, 0, 1000000); break;
         case 'F': o.reflect = 1; break;
         case 'Z': o.no_field = 1; break;
+        case 'f': o.field_input = 1; break;
         case 'C': o.cosine = 1; break;
         case 'N': o.lr_min = parse_real("lr-min", optarg); break;
         case 'A': o.ema = parse_real("ema", optarg); break;
@@ -242,7 +245,8 @@ int main(int argc, char **argv)
         cn_config_default(&cfg, o.task);
         cfg.hidden = o.hidden;
         cfg.layers = o.layers;
-        cfg.has_field = o.task == CN_TASK_STEP && d.kind != SIM_CHARGED && !o.no_field;
+        cfg.has_field = (o.task == CN_TASK_STEP || o.field_input) && d.kind != SIM_CHARGED &&
+                        !o.no_field;
         cfg.arch = o.arch;
         printf("dataset %s/*%s: %s, %d bodies, %d/%d/%d trajectories of %d frames\n", data,
                d.suffix, sim_kind_name(d.kind), d.n, d.train.count, d.valid.count, d.test.count,

@@ -239,9 +239,11 @@ static int record_unpack(struct record *r, const void *blob, size_t len)
     r->best_test = r_f(&b);
     r->best_epoch = (int)r_i(&b);
     r->hist_len = (int)r_i(&b);
-    if (b.bad || o->epochs < 1 || o->epochs > 10000000 || r->hist_len < 0 ||
+    /* epochs as nbody-train accepts them; the history's 48 bytes an entry must be there before
+     * anything is allocated for it */
+    if (b.bad || o->epochs < 1 || o->epochs > 1000000 || r->hist_len < 0 ||
         r->hist_len > o->epochs || r->next_epoch < 0 || r->next_epoch > o->epochs ||
-        r->rng.pos < 0 || r->rng.pos > 624)
+        r->rng.pos < 0 || r->rng.pos > 624 || (size_t)r->hist_len > (len - b.off) / 48)
         return CN_EFORMAT;
     r->hist = calloc((size_t)o->epochs, sizeof *r->hist);
     if (!r->hist)
@@ -326,12 +328,13 @@ static void run_config(const struct cn_train_opts *o, int kind, struct cn_config
     c->arch = o->arch;
     c->hidden = o->hidden;
     c->layers = o->layers;
-    if (o->no_field) {
-        /* ablation: the network does not see the lab-frame field */
-    } else if (o->task == CN_TASK_STEP && kind == SIM_STATIC) {
+    const int sees_field = !o->no_field && (o->task == CN_TASK_STEP || o->field_input);
+    if (!sees_field) {
+        /* the paper's position task, or the ablation: the network does not see the field */
+    } else if (kind == SIM_STATIC) {
         c->has_field = 1; /* gravity along +z, given as a unit vector */
         c->field[2] = 1.0;
-    } else if (o->task == CN_TASK_STEP && kind == SIM_DYNAMIC) {
+    } else if (kind == SIM_DYNAMIC) {
         c->has_field = 1; /* the magnetic field B itself */
         c->field[0] = c->field[1] = c->field[2] = SIM_BFIELD;
     }
@@ -344,6 +347,13 @@ static int check_opts(const struct cn_train_opts *o, const struct cn_data *d, ch
         return cn_fail(err, CN_EARG, "unknown task %d", o->task);
     if (!cn_arch_name(o->arch))
         return cn_fail(err, CN_EARG, "unknown architecture %d", o->arch);
+    if (o->field_input && o->arch != CN_ARCH_CLOFNET)
+        return cn_fail(err, CN_EARG, "the field input is implemented for ClofNet only");
+    if (o->field_input && o->no_field)
+        return cn_fail(err, CN_EARG, "--field-input and --no-field exclude each other");
+    if (o->field_input && d->kind == SIM_CHARGED)
+        return cn_fail(err, CN_EARG, "the charged setting has no external field to give as an "
+                       "input (--field-input is for static and dynamic data)");
     if (o->arch == CN_ARCH_EGNN && o->task != CN_TASK_POSITION)
         return cn_fail(err, CN_EARG, "EGNN is implemented for the position task only (--task "
                        "position)");
@@ -457,15 +467,54 @@ int cn_train_stored_opts(const char *out, struct cn_train_opts *o, char err[CN_E
     int st = cn_ckpt_load(state_path, NULL, &s, NULL, &has_opt, &blob, &blen, err);
     if (st)
         return st;
-    const int arch = s.cfg.arch; /* the architecture is in the state's header */
+    /* the architecture and the field input are in the state's header */
+    const int arch = s.cfg.arch, field_input = s.cfg.task == CN_TASK_POSITION && s.cfg.has_field;
     cn_state_free(&s);
     struct record r;
     st = blob && has_opt ? record_unpack(&r, blob, blen) : CN_EFORMAT;
     free(blob);
     if (st)
         return cn_fail(err, st, "%s: not a training state (no resume record)", state_path);
+    /* Every stored option in the range nbody-train accepts, so that a damaged or edited state
+     * is refused naming itself and the option, before any data is loaded. */
+    const struct cn_train_opts *so = &r.o;
+    const struct {
+        const char *name;
+        double value;
+        int ok;
+    } opt[] = {
+        {"task", so->task, so->task == CN_TASK_POSITION || so->task == CN_TASK_STEP},
+        {"hidden (even, 2..1024)", so->hidden,
+         so->hidden >= 2 && so->hidden <= CN_MAX_HIDDEN && so->hidden % 2 == 0},
+        {"layers (1..16)", so->layers, so->layers >= 1 && so->layers <= CN_MAX_LAYERS},
+        {"epochs (1..1000000)", so->epochs, so->epochs >= 1 && so->epochs <= 1000000},
+        {"batch (1..65536)", so->batch, so->batch >= 1 && so->batch <= 65536},
+        {"max-train (>= 1)", so->max_train, so->max_train >= 1},
+        {"lr (> 0)", so->lr, so->lr > 0 && isfinite(so->lr)},
+        {"weight-decay (>= 0)", so->weight_decay, so->weight_decay >= 0 && isfinite(so->weight_decay)},
+        {"gamma (0 < gamma <= 1)", so->gamma, so->gamma > 0 && so->gamma <= 1},
+        {"lr-step (0..1000000)", so->lr_step, so->lr_step >= 0 && so->lr_step <= 1000000},
+        {"val-every (1..1000000)", so->val_every, so->val_every >= 1 && so->val_every <= 1000000},
+        {"threads (0..64)", so->threads, so->threads >= 0 && so->threads <= 64},
+        {"pairs-per-epoch (>= 0)", (double)so->pairs_per_epoch, so->pairs_per_epoch >= 0},
+        {"eval-pairs (>= 0)", (double)so->eval_pairs, so->eval_pairs >= 0},
+        {"steps per frame (1..1000000)", so->traj_step, so->traj_step >= 1 && so->traj_step <= 1000000},
+        {"reflect (0 or 1)", so->reflect, so->reflect == 0 || so->reflect == 1},
+        {"cosine (0 or 1)", so->cosine, so->cosine == 0 || so->cosine == 1},
+        {"lr-min (0 <= lr-min <= lr)", so->lr_min, !so->cosine || (so->lr_min >= 0 && so->lr_min <= so->lr)},
+        {"ema (0 <= ema < 1)", so->ema, so->ema >= 0 && so->ema < 1},
+        {"no-field (0 or 1)", so->no_field, so->no_field == 0 || so->no_field == 1},
+    };
+    for (size_t k = 0; k < sizeof opt / sizeof opt[0]; k++)
+        if (!opt[k].ok) {
+            free(r.hist);
+            free(r.ema);
+            return cn_fail(err, CN_EFORMAT, "%s: stored option %s is %g: the training state is "
+                           "damaged", state_path, opt[k].name, opt[k].value);
+        }
     *o = r.o;
     o->arch = arch;
+    o->field_input = field_input;
     free(r.hist);
     free(r.ema);
     return CN_OK;
@@ -519,7 +568,9 @@ int cn_train(const struct cn_train_opts *o_in, const struct cn_data *d, const ch
                          r.n, d->suffix, d->train.count, d->n);
             goto done;
         }
-        r.o.arch = s.cfg.arch; /* recorded in the state's header, not in the resume record */
+        /* recorded in the state's header, not in the resume record */
+        r.o.arch = s.cfg.arch;
+        r.o.field_input = s.cfg.task == CN_TASK_POSITION && s.cfg.has_field;
         run_config(&r.o, d->kind, &cfg);
         if (s.cfg.task != cfg.task || s.cfg.hidden != cfg.hidden || s.cfg.layers != cfg.layers) {
             st = cn_fail(err, CN_EFORMAT, "%s: network does not match its resume record",
@@ -718,5 +769,17 @@ done:
     free(bxt);
     free(bvt);
     free(bq);
+    return st;
+}
+
+/* The resume-record parser alone (see internal.h): parse the blob, free what it made. */
+int cn_record_parse_check(const void *blob, size_t len)
+{
+    struct record r;
+    int st = record_unpack(&r, blob, len);
+    if (st == CN_OK) {
+        free(r.hist);
+        free(r.ema);
+    }
     return st;
 }

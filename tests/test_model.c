@@ -993,11 +993,14 @@ static double symmetry_error(const struct cn_config *c, const double R[9], const
 static void test_se3_equivariance(void **state)
 {
     (void)state;
-    struct cn_config cs[3] = {test_config(CN_TASK_POSITION, 64, 4, 0),
+    struct cn_config cs[4] = {test_config(CN_TASK_POSITION, 64, 4, 0),
                               test_config(CN_TASK_STEP, 64, 4, 0),
-                              test_config(CN_TASK_STEP, 64, 4, 1)};
-    const char *names[3] = {"position", "step", "step+field"};
-    for (int i = 0; i < 3; i++) {
+                              test_config(CN_TASK_STEP, 64, 4, 1),
+                              test_config(CN_TASK_POSITION, 64, 4, 0)};
+    cs[3].has_field = 1; /* the position task with the field as an input */
+    cs[3].field[2] = 1.0;
+    const char *names[4] = {"position", "step", "step+field", "position+field"};
+    for (int i = 0; i < 4; i++) {
         double worst = 0;
         for (int trial = 0; trial < 3; trial++) {
             double R[9], t[3];
@@ -1887,6 +1890,72 @@ static void test_twenty_bodies_and_arch(void **state)
     rm_tree(dir);
 }
 
+/* The position task with the field as an input: trained on the static set, the field is in
+ * the checkpoint (19 edge inputs), a resume restores it, and it is refused where it means
+ * nothing (charged data, EGNN, with --no-field). */
+static void test_position_field_input(void **state)
+{
+    (void)state;
+    char dir[256], err[CN_ERRLEN], a[600], b[600];
+    make_tmpdir(dir, sizeof dir, "posfield");
+    struct cn_data d;
+    assert_int_equal(cn_data_load(g_dataS, 7, 0, &d, err), CN_OK);
+    struct cn_train_opts o;
+    cn_train_opts_default(&o);
+    o.hidden = 8;
+    o.layers = 2;
+    o.epochs = 3;
+    o.batch = 4;
+    o.val_every = 1;
+    o.field_input = 1;
+    snprintf(a, sizeof a, "%s/a.ckpt", dir);
+    snprintf(b, sizeof b, "%s/b.ckpt", dir);
+    struct cn_train_result r;
+    assert_int_equal(cn_train(&o, &d, a, 0, NULL, NULL, NULL, &r, err), CN_OK);
+    struct cn_state s;
+    struct cn_meta m;
+    assert_int_equal(cn_ckpt_load(a, NULL, &s, &m, NULL, NULL, NULL, err), CN_OK);
+    assert_int_equal(s.cfg.task, CN_TASK_POSITION);
+    assert_int_equal(s.cfg.has_field, 1);
+    assert_int_equal(cn_edge_in(&s.cfg), 19);
+    assert_true(s.cfg.field[2] == 1.0 && s.cfg.field[0] == 0.0); /* g along +z */
+    struct cn_config plain = s.cfg;
+    plain.has_field = 0;
+    assert_int_equal(s.n_params, cn_param_count(&plain) + 3 * 4); /* fuse1: 3 more columns */
+    cn_state_free(&s);
+    /* interrupted and resumed without the flag: the same model */
+    o.stop_after = 1;
+    assert_int_equal(cn_train(&o, &d, b, 0, NULL, NULL, NULL, &r, err), CN_OK);
+    struct cn_train_opts bare;
+    cn_train_opts_default(&bare);
+    assert_int_equal(cn_train_stored_opts(b, &bare, err), CN_OK);
+    assert_int_equal(bare.field_input, 1);
+    bare.stop_after = 0;
+    assert_int_equal(cn_train(&bare, &d, b, 1, NULL, NULL, NULL, &r, err), CN_OK);
+    long la, lb;
+    unsigned char *ka = slurp(a, &la), *kb = slurp(b, &lb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(ka, kb, (size_t)la);
+    free(ka);
+    free(kb);
+    /* refused */
+    o.stop_after = 0;
+    o.no_field = 1;
+    assert_int_equal(cn_train(&o, &d, a, 0, NULL, NULL, NULL, NULL, err), CN_EARG);
+    assert_non_null(strstr(err, "exclude each other"));
+    o.no_field = 0;
+    o.arch = CN_ARCH_EGNN;
+    assert_int_equal(cn_train(&o, &d, a, 0, NULL, NULL, NULL, NULL, err), CN_EARG);
+    assert_non_null(strstr(err, "ClofNet only"));
+    cn_data_free(&d);
+    assert_int_equal(cn_data_load(g_data, 7, 0, &d, err), CN_OK);
+    o.arch = CN_ARCH_CLOFNET;
+    assert_int_equal(cn_train(&o, &d, a, 0, NULL, NULL, NULL, NULL, err), CN_EARG);
+    assert_non_null(strstr(err, "no external field"));
+    cn_data_free(&d);
+    rm_tree(dir);
+}
+
 /* The shipped checkpoints evaluate as they did before the network became layer modules and
  * the trainer shares: nbody-eval's MSE (printed to 9 digits) on small datasets that nbody-gen
  * makes from seed 777 (4/4/64 trajectories per setting), against the values the previous
@@ -2034,6 +2103,7 @@ int main(void)
         cmocka_unit_test(test_programs_thread_independence),
         cmocka_unit_test(test_shipped_models_unchanged),
         cmocka_unit_test(test_twenty_bodies_and_arch),
+        cmocka_unit_test(test_position_field_input),
     };
     return cmocka_run_group_tests(tests, setup_data, teardown_data);
 }

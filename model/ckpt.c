@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "internal.h"
 #include "sim.h"
@@ -200,6 +201,11 @@ int cn_ckpt_load(const char *path, const struct cn_config *want, struct cn_state
         *blob = NULL;
     if (blob_len)
         *blob_len = 0;
+    /* A directory opens for reading and reports a huge size: say what it is instead. */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return cn_fail(err, CN_EIO, "%s is %s, not a checkpoint file", path,
+                       S_ISDIR(sb.st_mode) ? "a directory" : "not a regular file");
     FILE *f = fopen(path, "rb");
     if (!f)
         return cn_fail(err, CN_EIO, "cannot open checkpoint %s: %s", path, strerror(errno));
@@ -269,10 +275,27 @@ int cn_ckpt_load(const char *path, const struct cn_config *want, struct cn_state
                      cn_param_count(&c));
         goto done;
     }
-    if (h.n_bodies < 2 || h.horizon < 1 || h.with_opt < 0 || h.with_opt > 1 || h.step < 0 ||
-        !sim_kind_name(h.sim_kind)) {
-        st = cn_fail(err, CN_EFORMAT, "%s: bad fields in checkpoint header", path);
-        goto done;
+    {
+        /* Each field against what the programs support, the first bad one named. Bodies: the
+         * data loader's limit (model/data.c). Horizon: simulation steps per model step (100
+         * for a step model, 1000 for a position model); beyond 10^6 no dataset has frames that
+         * far apart, and the viewer would simulate for hours per step. Step: AdamW's count,
+         * exact in a double and far from overflowing when incremented. */
+        const struct {
+            const char *name;
+            long long value, lo, hi;
+        } field[] = {{"sim_kind", h.sim_kind, 0, 2},
+                     {"n_bodies", h.n_bodies, 2, 100000},
+                     {"horizon", h.horizon, 1, 1000000},
+                     {"with_opt", h.with_opt, 0, 1},
+                     {"step", (long long)h.step, 0, 1LL << 53}};
+        for (size_t k = 0; k < sizeof field / sizeof field[0]; k++)
+            if (field[k].value < field[k].lo || field[k].value > field[k].hi) {
+                st = cn_fail(err, CN_EFORMAT, "%s: checkpoint header field %s is %lld, outside "
+                             "%lld..%lld", path, field[k].name, field[k].value, field[k].lo,
+                             field[k].hi);
+                goto done;
+            }
     }
     if (want && want->arch != c.arch) {
         st = cn_fail(err, CN_EFORMAT, "%s: this is a%s %s checkpoint; expected %s", path,
@@ -315,12 +338,31 @@ int cn_ckpt_load(const char *path, const struct cn_config *want, struct cn_state
         get_floats(p, s->v, s->n_params);
         p += 4 * s->n_params;
     }
-    for (long k = 0; k < s->n_params; k++)
-        if (!isfinite(s->param[k])) {
-            st = cn_fail(err, CN_EFORMAT, "%s: non-finite parameter at index %ld", path, k);
-            cn_state_free(s);
-            goto done;
-        }
+    {
+        /* Every stored array finite; parameters within what any trained network holds (its
+         * float forward pass overflows long before), second moments >= 0 (AdamW's sqrt). */
+        const float max_param = 1e8f;
+        const struct {
+            const char *name;
+            const float *a;
+        } arr[3] = {{"parameter", s->param}, {"AdamW first moment", s->m},
+                    {"AdamW second moment", s->v}};
+        for (int j = 0; j < (h.with_opt ? 3 : 1); j++)
+            for (long k = 0; k < s->n_params; k++) {
+                const float x = arr[j].a[k];
+                const char *why = !isfinite(x)                          ? "non-finite"
+                                  : j == 0 && fabsf(x) > max_param      ? "out-of-range"
+                                  : j == 2 && x < 0                     ? "negative"
+                                                                        : NULL;
+                if (!why)
+                    continue;
+                st = cn_fail(err, CN_EFORMAT, "%s: %s %s (%g) at index %ld of %ld%s", path, why,
+                             arr[j].name, (double)x, k, s->n_params,
+                             j == 0 && isfinite(x) ? " (|p| must be <= 1e8)" : "");
+                cn_state_free(s);
+                goto done;
+            }
+    }
     s->step = h.step;
     if (meta) {
         meta->sim_kind = h.sim_kind;

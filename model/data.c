@@ -78,13 +78,34 @@ int cn_data_find(const char *dir, char *suffix, size_t len, int *kind, int *n,
     return CN_OK;
 }
 
-/* First non-finite value of an array, or -1. */
-static long first_nonfinite(const struct sim_npy *a)
+/* Largest |value| a dataset may hold. The network computes in float, and its local frames
+ * multiply three coordinates, which must stay far below FLT_MAX (3.4e38); the benchmark's
+ * values stay below 1e3. (Converting a double beyond float's range to float is undefined.) */
+#define DATA_MAX_ABS 1e8
+
+/* First value of an array that is not finite or beyond DATA_MAX_ABS, or -1. */
+static long first_bad_value(const struct sim_npy *a)
 {
     for (size_t k = 0; k < a->count; k++)
-        if (!isfinite(a->data[k]))
+        if (!(fabs(a->data[k]) <= DATA_MAX_ABS))
             return (long)k;
     return -1;
+}
+
+/* Flat index k of an array as "[i, j, ...]". */
+static void index_str(const struct sim_npy *a, size_t k, char *buf, size_t len)
+{
+    size_t idx[SIM_NPY_MAXDIM], u = 0;
+    for (int d = a->ndim - 1; d >= 0; d--) {
+        size_t dim = a->shape[d] > 0 ? (size_t)a->shape[d] : 1;
+        idx[d] = k % dim;
+        k /= dim;
+    }
+    u += (size_t)snprintf(buf, len, "[");
+    for (int d = 0; d < a->ndim && u < len; d++)
+        u += (size_t)snprintf(buf + u, len - u, "%s%zu", d ? ", " : "", idx[d]);
+    if (u < len)
+        snprintf(buf + u, len - u, "]");
 }
 
 /* Read one quantity of one split and check it is finite. */
@@ -97,11 +118,18 @@ static int read_q(const char *dir, const char *qty, const char *split, const cha
     if (st != SIM_OK)
         return cn_fail(err, st == SIM_EFORMAT ? CN_EFORMAT : st == SIM_ENOMEM ? CN_ENOMEM : CN_EIO,
                        "%s", serr);
-    long bad = first_nonfinite(a);
+    long bad = first_bad_value(a);
     if (bad >= 0) {
-        long per = a->ndim > 0 && a->shape[0] > 0 ? (long)(a->count / (size_t)a->shape[0]) : 1;
-        return cn_fail(err, CN_EDATA, "%s: non-finite value (%g) in trajectory %ld", path,
-                       a->data[bad], bad / per);
+        char at[128];
+        index_str(a, (size_t)bad, at, sizeof at);
+        const double v = a->data[bad];
+        int st = isfinite(v) ? cn_fail(err, CN_EDATA, "%s: value %g at index %s is beyond "
+                                       "+-%g, the largest this program accepts (its network "
+                                       "computes in float)", path, v, at, DATA_MAX_ABS)
+                             : cn_fail(err, CN_EDATA, "%s: non-finite value (%g) at index %s",
+                                       path, v, at);
+        sim_npy_free(a);
+        return st;
     }
     return CN_OK;
 }

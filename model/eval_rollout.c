@@ -93,7 +93,10 @@ int eval_rollout(const struct eval_rollout_opts *o)
         goto out;
     }
     char serr[SIM_ERRLEN];
-    if (write_csv(csv, &r, dt_frame, serr) != SIM_OK) {
+    sim_signals_hold(); /* a signal waits until the table is whole (or its temporary gone) */
+    int cst = write_csv(csv, &r, dt_frame, serr);
+    sim_signals_release();
+    if (cst != SIM_OK) {
         fprintf(stderr, "nbody-eval: cannot write the rollout table %s\n", serr);
         goto out;
     }
@@ -117,12 +120,15 @@ int eval_rollout(const struct eval_rollout_opts *o)
                                       {"constant velocity x + v t", h, r.mse_cv, r.steps,
                                        {60, 110, 200}}}};
     char perr[PLOT_ERRLEN];
+    sim_signals_hold();
     int pst = plot_chart_png(png, &p, perr);
+    sim_signals_release();
     free(h);
     if (pst != SIM_OK) {
-        /* The table is correct and complete: it stays, and the message says so. */
-        fprintf(stderr, "nbody-eval: cannot write the plot %s: %s (the table %s is written)\n",
-                png, perr, csv);
+        /* The table is correct and complete: it stays, and the message says so. perr names
+         * the PNG's path and the reason (a full disk: "No space left on device"). */
+        fprintf(stderr, "nbody-eval: cannot write the plot %s (the table %s is written)\n",
+                perr, csv);
         goto out;
     }
     if (o->json) {

@@ -42,14 +42,17 @@ static inline size_t cn_round16(size_t k) { return (k + 15) & ~(size_t)15; }
 
 /* exp(x) in float, vectorisable: Cody-Waite reduction by ln 2 and Cephes' degree-6
  * polynomial (about 1 ulp on [-87, 88]); x is clamped to that range, where 2^n stays a
- * normal float, which is all a sigmoid needs. Plain IEEE operations only, so the result is
- * the same scalar or vectorised. */
+ * normal float, which is all a sigmoid needs (so exp(+-Inf) is exp(88) or exp(-87)). Plain
+ * IEEE operations only, so the result is the same scalar or vectorised. Defined for every
+ * input: a NaN fails both comparisons of the clamp, so the integer part is computed from the
+ * finite -87 (converting a NaN to int, and shifting the negative result, would be undefined),
+ * and the last line returns the NaN itself. */
 static inline float cn_expf(float x)
 {
-    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-    float fn = x * 1.44269504088896341f + 12582912.0f; /* round(x / ln 2) via 1.5 * 2^23 */
+    float c = x >= -87.0f ? (x <= 88.0f ? x : 88.0f) : -87.0f;
+    float fn = c * 1.44269504088896341f + 12582912.0f; /* round(c / ln 2) via 1.5 * 2^23 */
     fn -= 12582912.0f;
-    float r = x - fn * 0.693359375f;
+    float r = c - fn * 0.693359375f;
     r = r - fn * -2.12194440e-4f;
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
@@ -58,12 +61,17 @@ static inline float cn_expf(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * (r * r) + r + 1.0f;
-    union { int32_t i; float f; } sc;
-    sc.i = ((int32_t)fn + 127) << 23;
-    return p * sc.f;
+    union { uint32_t u; float f; } sc;
+    sc.u = (uint32_t)((int32_t)fn + 127) << 23; /* fn in [-126, 127]: a biased exponent 1..254 */
+    float y = p * sc.f;
+    return x == x ? y : x;
 }
 
-/* Logistic sigmoid in float through cn_expf. */
+/* Parse a resume record (the blob of a .state checkpoint, train.c) and free it: CN_OK,
+ * CN_EFORMAT or CN_ENOMEM. For the fuzzing harness of tests/fuzz/. */
+int cn_record_parse_check(const void *blob, size_t len);
+
+/* Logistic sigmoid in float through cn_expf (NaN in, NaN out; 0 and 1 at -Inf and +Inf). */
 static inline float cn_sigmoidf(float z) { return 1.0f / (1.0f + cn_expf(-z)); }
 
 #endif

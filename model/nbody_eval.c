@@ -54,9 +54,22 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Ctrl-C, kill or hang-up: end now. The signal thread runs this only between the files the
+ * rollout writes (sim_signals_hold), so no temporary of them is left. */
+static void on_signal(int sig, void *user)
+{
+    (void)user;
+    sim_signals_exit(sig);
+}
+
 /* Parse options, load model and split, print the MSE and its spread. */
 int main(int argc, char **argv)
 {
+    /* before any thread exists (OpenMP, BLAS), so that every thread has the signals blocked */
+    if (sim_signals_start(on_signal, NULL) != SIM_OK) {
+        fprintf(stderr, "nbody-eval: cannot set up the signal handling thread\n");
+        return 1;
+    }
     const char *model = NULL, *data = NULL, *split = "test";
     int json = 0, threads = 1;
     long max_samples = 0, max_traj = 0;
@@ -126,6 +139,13 @@ int main(int argc, char **argv)
     int rc = 1;
     double *mse = NULL;
     struct cn_trainer *t = NULL;
+    /* refused as --rollout refuses it: a model is evaluated on the setting it learned */
+    const struct cn_meta *meta = cn_model_meta(m);
+    if (d.kind != meta->sim_kind) {
+        fprintf(stderr, "nbody-eval: the model was trained on the %s setting but %s holds %s data\n",
+                sim_kind_name(meta->sim_kind), data, sim_kind_name(d.kind));
+        goto done;
+    }
     long total = cn_task_samples(sp, s->cfg.task);
     if (total < 1) {
         fprintf(stderr, "nbody-eval: the %s split has no sample for this task (%d frames; the "

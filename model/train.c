@@ -474,7 +474,8 @@ int cn_train_stored_opts(const char *out, struct cn_train_opts *o, char err[CN_E
     st = blob && has_opt ? record_unpack(&r, blob, blen) : CN_EFORMAT;
     free(blob);
     if (st)
-        return cn_fail(err, st, "%s: not a training state (no resume record)", state_path);
+        return cn_fail(err, st, "%s: not a training state (no resume record, or a damaged one)",
+                       state_path);
     /* Every stored option in the range nbody-train accepts, so that a damaged or edited state
      * is refused naming itself and the option, before any data is loaded. */
     const struct cn_train_opts *so = &r.o;

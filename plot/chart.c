@@ -112,7 +112,8 @@ int plot_chart_png(const char *path, const struct plot_chart *p, char err[PLOT_E
     const int left = 120, right = 30, top = 96, bottom = 90;
     struct canvas cv = {W, H, malloc((size_t)W * H * 4)};
     if (!cv.px) {
-        snprintf(err, PLOT_ERRLEN, "out of memory for a %d x %d plot", W, H);
+        snprintf(err, PLOT_ERRLEN, "%s: out of memory for a %d x %d plot", path ? path : "(null)",
+                 W, H);
         return SIM_ENOMEM;
     }
     for (size_t k = 0; k < (size_t)W * H; k++) {

@@ -204,6 +204,25 @@ void sim_atomic_abort(struct sim_atomic *a);
  * SIGKILL leaves behind, for the program's next run to remove. */
 int sim_atomic_is_temp(const char *name, const char *base);
 
+/* ------------------------------------------------------------ signals */
+
+/* SIGINT, SIGTERM and SIGHUP in a program with threads (OpenMP, BLAS), handled in one place.
+ * sim_signals_start, called first thing in main before any thread exists, blocks the three in
+ * the calling thread (so in every thread made after it) and starts one thread that receives
+ * them (a thread made earlier, e.g. by a library constructor, only forwards them to it). For
+ * each arrival that thread calls fn(sig, user), never while another thread is between
+ * sim_signals_hold and sim_signals_release: the program holds those around its file system
+ * work, so fn sees its files whole. fn may end the process with sim_signals_exit(sig) or
+ * return (after setting a flag the program polls). Once per process: SIM_OK, SIM_EARG (no
+ * fn, or called twice) or SIM_EIO (no pipe or thread; the default actions stay). */
+typedef void (*sim_signal_fn)(int sig, void *user);
+int sim_signals_start(sim_signal_fn fn, void *user);
+/* Enter / leave a section that fn never interrupts. Sections do not nest. */
+void sim_signals_hold(void);
+void sim_signals_release(void);
+/* End the process as the default action of sig does (the parent sees it killed by sig). */
+_Noreturn void sim_signals_exit(int sig);
+
 /* ------------------------------------------------------- small helpers */
 
 /* Command-line numbers, shared by every program. The whole string must be the number: no

@@ -1,5 +1,6 @@
 /* test_plot.c: the plot library alone (no SDL): PNG files written atomically and read back,
  * the bitmap font, and charts, including the degenerate ranges of a one-point series. */
+#define _GNU_SOURCE /* tfs_on_small_disk: a tmpfs in a mount namespace */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "plot.h"
+#include "tfs.h"
 
 /* Size plot_chart_png draws. */
 #define CHART_W 960
@@ -172,6 +174,46 @@ static void test_png_write_failure(void **state)
     remove_tree(dir);
 }
 
+/* In the child of tfs_on_small_disk: a PNG that does not fit on the disk fails with a message
+ * naming its path and "No space left on device", and leaves no file. 0 when it does. */
+static int png_on_full_disk(const char *dir, void *arg)
+{
+    (void)arg;
+    char path[600], err[PLOT_ERRLEN];
+    snprintf(path, sizeof path, "%s/img.png", dir);
+    const int w = 256, h = 256; /* 256 KiB of noise: more than the disk */
+    unsigned char *px = malloc((size_t)w * h * 4);
+    if (!px)
+        return 2;
+    srand(5);
+    for (int k = 0; k < w * h * 4; k++)
+        px[k] = (unsigned char)rand();
+    int st = plot_png_write(path, w, h, px, err);
+    free(px);
+    if (st != SIM_EIO || !strstr(err, path) || !strstr(err, strerror(ENOSPC))) {
+        fprintf(stderr, "plot_png_write on a full disk: status %d, \"%s\"\n", st, err);
+        return 1;
+    }
+    if (tfs_count_entries(dir) != 0) {
+        fprintf(stderr, "plot_png_write on a full disk left %d files\n", tfs_count_entries(dir));
+        return 1;
+    }
+    return 0;
+}
+
+/* A PNG on a full disk (a 64 KiB tmpfs): the message names the PNG's path and the reason. */
+static void test_png_full_disk(void **state)
+{
+    (void)state;
+    char dir[512];
+    make_tmpdir(dir, sizeof dir);
+    int rc = tfs_on_small_disk(dir, 64, png_on_full_disk, NULL);
+    remove_tree(dir);
+    if (rc == TFS_NO_MOUNT)
+        skip(); /* not allowed to mount here; test_png_write_failure covers EFBIG */
+    assert_int_equal(rc, 0);
+}
+
 /* ------------------------------------------------------------ font */
 
 static void test_font(void **state)
@@ -304,6 +346,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_png_roundtrip_and_atomic_write),
         cmocka_unit_test(test_png_write_failure),
+        cmocka_unit_test(test_png_full_disk),
         cmocka_unit_test(test_font),
         cmocka_unit_test(test_chart_one_point),
         cmocka_unit_test(test_chart_degenerate_ranges),

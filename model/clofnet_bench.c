@@ -17,7 +17,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: clofnet-bench [options]\n"
-            "Time ClofNet (position task) on random batches of 5-body graphs.\n"
+            "Time ClofNet or EGNN (position task) on random batches of graphs (5 bodies).\n"
+            "  --arch A          clofnet or egnn [clofnet]\n"
             "  --threads N       threads splitting each batch (OpenBLAS single-threaded) [1]\n"
             "  --blas-threads N  instead: one batch thread, OpenBLAS with N threads [0 = off]\n"
             "  --batch N         graphs per batch [128]\n"
@@ -69,12 +70,14 @@ static void bench_check(int st)
 int main(int argc, char **argv)
 {
     int threads = 1, blas_threads = 0, B = 128, samples = 3000, n = 5, H = 64, L = 4, reps = 20;
+    int arch = CN_ARCH_CLOFNET;
     static const struct option lo[] = {
         {"threads", required_argument, 0, 'j'}, {"blas-threads", required_argument, 0, 'b'},
         {"batch", required_argument, 0, 'B'},   {"samples", required_argument, 0, 's'},
         {"bodies", required_argument, 0, 'n'},  {"hidden", required_argument, 0, 'H'},
         {"layers", required_argument, 0, 'L'},  {"reps", required_argument, 0, 'r'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+        {"arch", required_argument, 0, 'a'},    {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
@@ -86,6 +89,12 @@ int main(int argc, char **argv)
         case 'H': H = (int)arg_int("hidden", optarg, 2, CN_MAX_HIDDEN); break;
         case 'L': L = (int)arg_int("layers", optarg, 1, CN_MAX_LAYERS); break;
         case 'r': reps = (int)arg_int("reps", optarg, 1, 100000); break;
+        case 'a':
+            if ((arch = cn_arch_parse(optarg)) < 0) {
+                fprintf(stderr, "clofnet-bench: --arch '%s' must be clofnet or egnn\n", optarg);
+                return 2;
+            }
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -94,6 +103,7 @@ int main(int argc, char **argv)
     cn_config_default(&cfg, CN_TASK_POSITION);
     cfg.hidden = H;
     cfg.layers = L;
+    cfg.arch = arch;
     char err[CN_ERRLEN];
     if (cn_config_check(&cfg, err)) {
         fprintf(stderr, "clofnet-bench: %s\n", err);
@@ -159,17 +169,23 @@ int main(int argc, char **argv)
     double macs = n * 1.0 * H + E * (16 * H2 + H2 * H2) +
                   L * (E * ((2 * H + 1 + H2) * H + 3.0 * H * H + 3.0 * H) +
                        n * (3.0 * H * H + H + 2.0 * H * H));
+    if (arch == CN_ARCH_EGNN) /* no edge-attribute MLP; MLP_edge (2H + 3) -> H -> H, phi_x -> 1 */
+        macs = n * 1.0 * H + L * (E * ((2 * H + 3) * H + 2.0 * H * H + H) +
+                                  n * (3.0 * H * H + H + 2.0 * H * H));
     double fwd_flop = 2 * macs * B, step_flop = 3 * fwd_flop;
     /* what this implementation multiplies: h_i / h_j blocks of MLP_edge's first layer per node
      * (not per edge), and no node update in the last layer (its h is unused) */
     double own = n * 1.0 * H + E * (16 * H2 + H2 * H2) +
                  L * (2.0 * n * H * H + E * (H2 * H + 3.0 * H * H + 3.0 * H) + n * (H * H + H)) +
                  (L - 1) * n * (3.0 * H * H);
+    if (arch == CN_ARCH_EGNN)
+        own = n * 1.0 * H + L * (2.0 * n * H * H + E * (3.0 * H + 2.0 * H * H + H) +
+                                 n * (H * H + H)) + (L - 1) * n * (3.0 * H * H);
     double own_step = 3 * 2 * own * B;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("clofnet-bench: hidden %d, %d layers, %ld params, batch %d x %d bodies, %s %d\n", H, L,
-           s.n_params, B, n, blas_threads ? "OpenBLAS threads" : "batch threads",
+    printf("clofnet-bench: %s, hidden %d, %d layers, %ld params, batch %d x %d bodies, %s %d\n",
+           cn_arch_name(arch), H, L, s.n_params, B, n, blas_threads ? "OpenBLAS threads" : "batch threads",
            blas_threads ? blas_threads : cn_trainer_threads(t));
     printf("forward                    median %8.3f ms  (min %.3f)  %.1f GFLOP/s\n",
            1e3 * tf[reps / 2], 1e3 * tf[0], fwd_flop / tf[reps / 2] * 1e-9);

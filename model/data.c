@@ -108,16 +108,44 @@ static void index_str(const struct sim_npy *a, size_t k, char *buf, size_t len)
         snprintf(buf + u, len - u, "]");
 }
 
-/* Read one quantity of one split and check it is finite. */
+/* One file against the folder's sidecar (nbody-gen's dataset.json): listed, and the same
+ * size (when known, bytes >= 0) and SHA-256; CN_OK or CN_EDATA naming the file and the run. */
+static int check_digest(const struct sim_manifest *man, const char *path,
+                        const unsigned char digest[32], int64_t bytes, char err[CN_ERRLEN])
+{
+    const char *slash = strrchr(path, '/');
+    const struct sim_manifest_file *mf = sim_manifest_find(man, slash ? slash + 1 : path);
+    if (!mf)
+        return cn_fail(err, CN_EDATA, "%s is not listed in %s (run %s): the folder mixes files of "
+                       "different datasets or runs", path, SIM_MANIFEST_NAME, man->run_id);
+    if ((bytes >= 0 && bytes != mf->bytes) || memcmp(digest, mf->sha256, 32) != 0)
+        return cn_fail(err, CN_EDATA, "%s does not match %s (run %s): the folder mixes files of "
+                       "different runs, or the file changed after nbody-gen wrote it", path,
+                       SIM_MANIFEST_NAME, man->run_id);
+    return CN_OK;
+}
+
+/* A sim status as the model's. */
+static int from_sim(int st)
+{
+    return st == SIM_EFORMAT ? CN_EFORMAT : st == SIM_ENOMEM ? CN_ENOMEM : CN_EIO;
+}
+
+/* Read one quantity of one split and check it is finite (and, with a sidecar, its digest). */
 static int read_q(const char *dir, const char *qty, const char *split, const char *suffix,
-                  struct sim_npy *a, char *path, size_t plen, char err[CN_ERRLEN])
+                  const struct sim_manifest *man, struct sim_npy *a, char *path, size_t plen,
+                  char err[CN_ERRLEN])
 {
     snprintf(path, plen, "%s/%s_%s%s.npy", dir, qty, split, suffix);
     char serr[SIM_ERRLEN];
-    int st = sim_npy_read(path, a, serr);
+    unsigned char digest[32];
+    int st = sim_npy_read_hashed(path, a, man ? digest : NULL, serr);
     if (st != SIM_OK)
-        return cn_fail(err, st == SIM_EFORMAT ? CN_EFORMAT : st == SIM_ENOMEM ? CN_ENOMEM : CN_EIO,
-                       "%s", serr);
+        return cn_fail(err, from_sim(st), "%s", serr);
+    if (man && (st = check_digest(man, path, digest, -1, err)) != CN_OK) {
+        sim_npy_free(a);
+        return st;
+    }
     long bad = first_bad_value(a);
     if (bad >= 0) {
         char at[128];
@@ -145,44 +173,83 @@ static void shape_str(const struct sim_npy *a, char *buf, size_t len)
         snprintf(buf + u, len - u, ")");
 }
 
+/* The four files of a split agree: loc (T, F, 3, n) with T >= min_t, vel as loc, charges
+ * (T, n, 1) or (T, n), edges (T, n, n); CN_OK or CN_EDATA naming the file. */
+static int check_split_shapes(const struct sim_npy *loc, const struct sim_npy *vel,
+                              const struct sim_npy *chg, const struct sim_npy *edg,
+                              char p[4][1200], int n, int min_t, char err[CN_ERRLEN])
+{
+    char s1[96], s2[96];
+    const int st = CN_EDATA;
+    if (loc->ndim != 4 || loc->shape[2] != 3 || loc->shape[3] != n || loc->shape[0] < min_t ||
+        loc->shape[1] < 2) {
+        shape_str(loc, s1, sizeof s1);
+        return cn_fail(err, st, "%s: shape %s, expected (trajectories, frames, 3, %d)", p[0], s1,
+                       n);
+    }
+    if (vel->ndim != 4 || memcmp(vel->shape, loc->shape, 4 * sizeof loc->shape[0]) != 0) {
+        shape_str(loc, s1, sizeof s1);
+        shape_str(vel, s2, sizeof s2);
+        return cn_fail(err, st, "%s: shape %s does not match loc %s", p[1], s2, s1);
+    }
+    int64_t T = loc->shape[0];
+    if (!((chg->ndim == 3 && chg->shape[0] == T && chg->shape[1] == n && chg->shape[2] == 1) ||
+          (chg->ndim == 2 && chg->shape[0] == T && chg->shape[1] == n))) {
+        shape_str(chg, s1, sizeof s1);
+        return cn_fail(err, st, "%s: shape %s, expected (%lld, %d, 1)", p[2], s1, (long long)T, n);
+    }
+    if (edg->ndim != 3 || edg->shape[0] != T || edg->shape[1] != n || edg->shape[2] != n) {
+        shape_str(edg, s1, sizeof s1);
+        return cn_fail(err, st, "%s: shape %s, expected (%lld, %d, %d)", p[3], s1, (long long)T,
+                       n, n);
+    }
+    return CN_OK;
+}
+
+/* A split that is not loaded still belongs to the folder: with a sidecar, each file's size and
+ * SHA-256; always, the four headers' shapes (read without the data). */
+static int check_other_split(const char *dir, const char *split, const char *suffix, int n,
+                             const struct sim_manifest *man, char err[CN_ERRLEN])
+{
+    static const char *const qty[4] = {"loc", "vel", "charges", "edges"};
+    struct sim_npy h[4];
+    char p[4][1200], serr[SIM_ERRLEN];
+    memset(h, 0, sizeof h);
+    for (int k = 0; k < 4; k++) {
+        snprintf(p[k], sizeof p[k], "%s/%s_%s%s.npy", dir, qty[k], split, suffix);
+        int st;
+        if (man) {
+            unsigned char digest[32];
+            int64_t bytes = 0;
+            if ((st = sim_file_sha256(p[k], digest, &bytes, serr)) != SIM_OK)
+                return cn_fail(err, from_sim(st), "%s", serr);
+            if ((st = check_digest(man, p[k], digest, bytes, err)) != CN_OK)
+                return st;
+        }
+        if ((st = sim_npy_read_header(p[k], &h[k], serr)) != SIM_OK)
+            return cn_fail(err, from_sim(st), "%s", serr);
+    }
+    return check_split_shapes(&h[0], &h[1], &h[2], &h[3], p, n, 0, err); /* may be empty */
+}
+
 /* Load and check one split, converting to float node-major. */
 static int load_split(const char *dir, const char *split, const char *suffix, int n,
-                      int max_count, struct cn_split *sp, char err[CN_ERRLEN])
+                      int max_count, const struct sim_manifest *man, struct cn_split *sp,
+                      char err[CN_ERRLEN])
 {
     struct sim_npy loc = {0}, vel = {0}, chg = {0}, edg = {0};
-    char p[4][1200], s1[96], s2[96];
+    char p[4][1200];
     int st;
     memset(sp, 0, sizeof *sp);
-    if ((st = read_q(dir, "loc", split, suffix, &loc, p[0], sizeof p[0], err)) ||
-        (st = read_q(dir, "vel", split, suffix, &vel, p[1], sizeof p[1], err)) ||
-        (st = read_q(dir, "charges", split, suffix, &chg, p[2], sizeof p[2], err)) ||
-        (st = read_q(dir, "edges", split, suffix, &edg, p[3], sizeof p[3], err)))
+    if ((st = read_q(dir, "loc", split, suffix, man, &loc, p[0], sizeof p[0], err)) ||
+        (st = read_q(dir, "vel", split, suffix, man, &vel, p[1], sizeof p[1], err)) ||
+        (st = read_q(dir, "charges", split, suffix, man, &chg, p[2], sizeof p[2], err)) ||
+        (st = read_q(dir, "edges", split, suffix, man, &edg, p[3], sizeof p[3], err)))
+        goto done;
+    if ((st = check_split_shapes(&loc, &vel, &chg, &edg, p, n, 1, err)) != CN_OK)
         goto done;
     st = CN_EDATA;
-    if (loc.ndim != 4 || loc.shape[2] != 3 || loc.shape[3] != n || loc.shape[0] < 1 ||
-        loc.shape[1] < 2) {
-        shape_str(&loc, s1, sizeof s1);
-        cn_fail(err, st, "%s: shape %s, expected (trajectories, frames, 3, %d)", p[0], s1, n);
-        goto done;
-    }
-    if (vel.ndim != 4 || memcmp(vel.shape, loc.shape, 4 * sizeof loc.shape[0]) != 0) {
-        shape_str(&loc, s1, sizeof s1);
-        shape_str(&vel, s2, sizeof s2);
-        cn_fail(err, st, "%s: shape %s does not match loc %s", p[1], s2, s1);
-        goto done;
-    }
     int64_t T = loc.shape[0];
-    if (!((chg.ndim == 3 && chg.shape[0] == T && chg.shape[1] == n && chg.shape[2] == 1) ||
-          (chg.ndim == 2 && chg.shape[0] == T && chg.shape[1] == n))) {
-        shape_str(&chg, s1, sizeof s1);
-        cn_fail(err, st, "%s: shape %s, expected (%lld, %d, 1)", p[2], s1, (long long)T, n);
-        goto done;
-    }
-    if (edg.ndim != 3 || edg.shape[0] != T || edg.shape[1] != n || edg.shape[2] != n) {
-        shape_str(&edg, s1, sizeof s1);
-        cn_fail(err, st, "%s: shape %s, expected (%lld, %d, %d)", p[3], s1, (long long)T, n, n);
-        goto done;
-    }
     /* edges must be q q^T: the network takes q_i q_j from the charges */
     for (int64_t t = 0; t < T; t++)
         for (int i = 0; i < n; i++)
@@ -240,15 +307,25 @@ int cn_data_load(const char *dir, int which, int max_train, struct cn_data *d,
     int st = cn_data_find(dir, d->suffix, sizeof d->suffix, &d->kind, &d->n, err);
     if (st)
         return st;
-    if ((which & CN_SPLIT_TRAIN) &&
-        (st = load_split(dir, "train", d->suffix, d->n, max_train, &d->train, err)))
-        goto fail;
-    if ((which & CN_SPLIT_VALID) &&
-        (st = load_split(dir, "valid", d->suffix, d->n, 0, &d->valid, err)))
-        goto fail;
-    if ((which & CN_SPLIT_TEST) &&
-        (st = load_split(dir, "test", d->suffix, d->n, 0, &d->test, err)))
-        goto fail;
+    /* The twelve files must belong together: nbody-gen's sidecar gives each one's SHA-256 (a
+     * folder holding files of two runs is refused); a folder without one (the reference
+     * generator's) is checked for shapes that agree. */
+    struct sim_manifest man;
+    int present = 0;
+    char serr[SIM_ERRLEN];
+    if ((st = sim_manifest_read(dir, &man, &present, serr)) != SIM_OK)
+        return cn_fail(err, st == SIM_EIO ? CN_EIO : CN_EFORMAT, "%s", serr);
+    const struct sim_manifest *mp = present ? &man : NULL;
+    static const char *const names[3] = {"train", "valid", "test"};
+    const int bits[3] = {CN_SPLIT_TRAIN, CN_SPLIT_VALID, CN_SPLIT_TEST};
+    struct cn_split *sp[3] = {&d->train, &d->valid, &d->test};
+    for (int k = 0; k < 3; k++) {
+        st = which & bits[k] ? load_split(dir, names[k], d->suffix, d->n, k == 0 ? max_train : 0,
+                                          mp, sp[k], err)
+                             : check_other_split(dir, names[k], d->suffix, d->n, mp, err);
+        if (st)
+            goto fail;
+    }
     return CN_OK;
 fail:
     cn_data_free(d);

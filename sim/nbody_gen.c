@@ -28,12 +28,14 @@ static const char usage[] =
     "  --sample-freq F     save every F steps; T must be a multiple of F (default 100)\n"
     "  --seed S            global seed, 0 .. 4294967295 (default 43)\n"
     "  --tag TAG           file name suffix after initvel1 (default small)\n"
-    "  --out DIR           output directory, created if missing (default .)\n"
+    "  --out DIR           the dataset's folder (default: ./TAG): made whole or not at\n"
+    "                      all, and with --force replaced whole; new, empty or holding\n"
+    "                      only this dataset (the twelve files and dataset.json)\n"
     "  --reference-seeds   derive per-trajectory seeds exactly as the reference\n"
     "                      generator does (repeats possible); default: the same\n"
     "                      stream with repeats skipped, so no trajectory appears twice\n"
     "  --threads K         worker threads (default: all cores); output is identical\n"
-    "  --force             overwrite an existing dataset\n"
+    "  --force             replace an existing dataset\n"
     "  --json              print a one-line JSON summary on stdout\n"
     "  --help              this text\n";
 
@@ -137,7 +139,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 {
     *o = (struct options){.kind = SIM_CHARGED, .bodies = 5, .length = 5000, .sample_freq = 100,
                           .train = 3000, .valid = 2000, .test = 2000, .seed = 43,
-                          .tag = "small", .out = "."};
+                          .tag = "small", .out = NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -201,6 +203,8 @@ static int parse_args(int argc, char **argv, struct options *o)
                 o->test = x;
         }
     }
+    if (!o->out)
+        o->out = o->tag; /* the ClofNet loaders expect a dataset under a folder of its tag */
     if (o->length % o->sample_freq != 0) {
         char a[32], b[32];
         snprintf(a, sizeof a, "%d", o->length);
@@ -218,35 +222,6 @@ static int parse_args(int argc, char **argv, struct options *o)
     if (!o->reference && o->train + o->valid + o->test > SIM_SEED_RANGE)
         return fail("more than 1000000 trajectories need --reference-seeds: distinct seeds are "
                     "drawn from 0 .. 999999%s%s", "", "");
-    return 0;
-}
-
-/* Create dir and its parents if missing; 0 or -1 with errno. */
-static int make_dirs(const char *dir)
-{
-    char buf[4096];
-    if (strlen(dir) >= sizeof buf) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    strcpy(buf, dir);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0777) && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) && errno != EEXIST)
-        return -1;
-    struct stat st;
-    if (stat(buf, &st))
-        return -1;
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
     return 0;
 }
 
@@ -276,50 +251,111 @@ static void show_progress(void *ctx, long done, long total)
     fflush(stderr);
 }
 
-/* Temporaries written so far, removed if the run fails or is interrupted. */
-static char temp[3][4][4200];
-static volatile sig_atomic_t written;
+/* The dataset's folder: built privately, published whole (sim_folder). */
+static struct sim_folder folder = {.lock_fd = -1};
 
-static void on_signal(int sig)
+/* SIGINT, SIGTERM, SIGHUP (on the signal thread, never while a file or the folder is being
+ * changed): remove the private folder and the lock, then die of the signal. */
+static void on_signal(int sig, void *user)
 {
-    for (int k = 0; k < written; k++)
-        unlink(temp[k / 4][k % 4]);
-    signal(sig, SIG_DFL);
-    raise(sig);
+    (void)user;
+    sim_folder_abort(&folder);
+    sim_signals_exit(sig);
 }
 
-/* Remove the temporaries of sim_npy_write ("{file}.partial.tmp.{pid}.{n}") that a run killed
- * with SIGKILL while writing left beside the twelve files. */
-static void remove_stale_temporaries(const char *dir)
+/* Test hook: NBODY_GEN_FAULT=STAGE[:ACTION] ends the run at STAGE ("lock", "mkdir",
+ * "write-K" after the K-th of the twelve files, "manifest", "fsync", "aside", "swap",
+ * "done") as ACTION says: "kill" (the default: SIGKILL, which nothing can clean up after),
+ * "term" (SIGTERM to itself, handled as any SIGTERM is) or "stop" (SIGSTOP: held there until
+ * a SIGCONT, so a test can act meanwhile). Only ever called outside a signal section. */
+static void fault(void *user, const char *stage)
 {
+    (void)user;
+    const char *want = getenv("NBODY_GEN_FAULT");
+    if (!want)
+        return;
+    size_t len = strlen(stage);
+    if (strncmp(want, stage, len) != 0 || (want[len] != '\0' && want[len] != ':'))
+        return;
+    const char *action = want[len] == ':' ? want + len + 1 : "kill";
+    if (!strcmp(action, "term")) {
+        kill(getpid(), SIGTERM);
+        for (;;)
+            pause(); /* the signal thread ends the process */
+    }
+    raise(!strcmp(action, "stop") ? SIGSTOP : SIGKILL);
+}
+
+/* A run id unique across runs and machines: UTC time, pid and 64 random bits. */
+static void make_run_id(char *buf, size_t len)
+{
+    uint64_t r = 0;
+    FILE *u = fopen("/dev/urandom", "rb");
+    if (!u || fread(&r, sizeof r, 1, u) != 1) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull ^ (uint64_t)getpid();
+    }
+    if (u)
+        fclose(u);
+    time_t t = time(NULL);
+    struct tm tm;
+    char when[32] = "unknown";
+    if (gmtime_r(&t, &tm))
+        strftime(when, sizeof when, "%Y%m%dT%H%M%SZ", &tm);
+    snprintf(buf, len, "%s-%ld-%016llx", when, (long)getpid(), (unsigned long long)r);
+}
+
+/* What an existing folder at --out holds: this dataset's files, what an earlier nbody-gen
+ * left while writing in place (*.partial, temporaries), and the first name of anything else. */
+struct existing {
+    int dataset;
+    char first_dataset[300], foreign[300];
+};
+
+/* 1 if name is one of the twelve files or the sidecar, or a temporary an earlier version of
+ * nbody-gen wrote beside one of them ("{file}.partial", "{file}[.partial].tmp.P.N"). */
+static int is_ours(const char *name, char names[13][256], int *is_final)
+{
+    *is_final = 0;
+    for (int k = 0; k < 13; k++) {
+        size_t l = strlen(names[k]);
+        if (strncmp(name, names[k], l) != 0)
+            continue;
+        const char *rest = name + l;
+        if (!*rest) {
+            *is_final = 1;
+            return 1;
+        }
+        char partial[300];
+        snprintf(partial, sizeof partial, "%s.partial", names[k]);
+        if (!strcmp(rest, ".partial") || sim_atomic_is_temp(name, names[k]) ||
+            sim_atomic_is_temp(name, partial))
+            return 1;
+    }
+    return 0;
+}
+
+/* Look at what the folder holds. */
+static void survey(const char *dir, char names[13][256], struct existing *x)
+{
+    memset(x, 0, sizeof *x);
     DIR *d = opendir(dir);
     if (!d)
         return;
     struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        for (int k = 0; k < 12; k++) {
-            const char *slash = strrchr(temp[k / 4][k % 4], '/');
-            const char *base = slash ? slash + 1 : temp[k / 4][k % 4];
-            if (sim_atomic_is_temp(e->d_name, base)) {
-                char path[8400];
-                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-                unlink(path);
-                break;
-            }
+    while ((e = readdir(d)) != NULL) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        int final;
+        if (!is_ours(e->d_name, names, &final)) {
+            if (!x->foreign[0])
+                snprintf(x->foreign, sizeof x->foreign, "%s", e->d_name);
+        } else if (final && !x->dataset++) {
+            snprintf(x->first_dataset, sizeof x->first_dataset, "%s", e->d_name);
         }
+    }
     closedir(d);
-}
-
-/* Block SIGINT, SIGTERM and SIGHUP (the signals whose handler removes our files) until
- * sigprocmask(SIG_SETMASK, old, NULL). */
-static void hold_signals(sigset_t *old)
-{
-    sigset_t block;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGHUP);
-    sigprocmask(SIG_BLOCK, &block, old);
 }
 
 /* Print s as a JSON string literal. */
@@ -341,6 +377,9 @@ static void json_string(FILE *f, const char *s)
 
 int main(int argc, char **argv)
 {
+    /* first, before OpenMP makes its threads: every thread then has the signals blocked */
+    if (sim_signals_start(on_signal, NULL) != SIM_OK)
+        return fail("cannot set up the signal handling thread%s%s", "", "");
     struct options o;
     int rc = parse_args(argc, argv, &o);
     if (rc)
@@ -350,36 +389,72 @@ int main(int argc, char **argv)
     int n = o.bodies, frames = sim_frame_count(o.length, o.sample_freq);
     int threads = o.threads ? o.threads : omp_get_max_threads();
 
-    if (make_dirs(o.out) || access(o.out, W_OK))
-        return fail("cannot write to output directory '%s': %s", o.out, strerror(errno));
-    static char final[3][4][4096];
-    for (int s = 0; s < 3; s++)
-        for (int qn = 0; qn < 4; qn++) {
-            if (sim_dataset_path(final[s][qn], sizeof final[s][qn], o.out, quantities[qn], splits[s],
-                                 o.kind, n, o.tag) != SIM_OK)
-                return fail("output path in '%s' is too long%s", o.out, "");
-            if (!o.force && access(final[s][qn], F_OK) == 0)
-                return fail("%s exists; use --force to overwrite the dataset%s", final[s][qn], "");
-            if (snprintf(temp[s][qn], sizeof temp[s][qn], "%s.partial", final[s][qn]) >= (int)sizeof temp[s][qn])
-                return fail("output path in '%s' is too long%s", o.out, "");
-            unlink(temp[s][qn]); /* left by a run killed with SIGKILL, if any */
+    /* the twelve names, the sidecar thirteenth */
+    static char names[13][256];
+    for (int k = 0; k < 12; k++)
+        if (sim_dataset_path(names[k], sizeof names[k], NULL, quantities[k % 4], splits[k / 4],
+                             o.kind, n, o.tag) != SIM_OK)
+            return fail("--tag '%s' is too long%s", o.tag, "");
+    snprintf(names[12], sizeof names[12], "%s", SIM_MANIFEST_NAME);
+
+    char err[8400] = ""; /* room for two paths; >= SIM_ERRLEN */
+    folder.stage = fault;
+    folder.no_exchange = getenv("NBODY_GEN_NO_EXCHANGE") != NULL; /* test hook */
+    int st = sim_folder_lock(&folder, o.out, err);
+    if (st != SIM_OK) {
+        if (st == SIM_EIO)
+            return fail("cannot write to output directory: %s%s", err, "");
+        return fail("%s%s", err, st == SIM_EEXIST ? "" : " (--out)");
+    }
+    fault(NULL, "lock");
+    if (folder.existed) {
+        struct existing x;
+        survey(folder.path, names, &x);
+        const char *why = NULL;
+        char what[4400] = "";
+        if (x.foreign[0]) {
+            snprintf(what, sizeof what, "%s/%s", folder.path, x.foreign);
+            why = "%s is not part of this dataset: nbody-gen publishes a dataset as a whole "
+                  "folder (replaced as one); give --out a new or empty folder%s";
+        } else if (x.dataset && !o.force) {
+            snprintf(what, sizeof what, "%s/%s", folder.path, x.first_dataset);
+            why = "%s exists; use --force to overwrite the dataset%s";
         }
-    remove_stale_temporaries(o.out);
+        if (why) {
+            sim_folder_unlock(&folder);
+            return fail(why, what, "");
+        }
+    }
+
+    struct sim_manifest man;
+    memset(&man, 0, sizeof man);
+    make_run_id(man.run_id, sizeof man.run_id);
+    snprintf(man.generator, sizeof man.generator, "nbody-gen");
+    snprintf(man.sim, sizeof man.sim, "%s", sim_kind_name(o.kind));
+    snprintf(man.tag, sizeof man.tag, "%s", o.tag);
+    man.bodies = n;
+    man.seed = o.seed;
+    man.reference_seeds = o.reference;
+    man.length = o.length;
+    man.sample_freq = o.sample_freq;
+    man.frames = frames;
+    man.counts[0] = o.train;
+    man.counts[1] = o.valid;
+    man.counts[2] = o.test;
 
     uint32_t *seeds = malloc(sizeof *seeds * (size_t)total);
-    if (!seeds)
+    if (!seeds) {
+        sim_folder_unlock(&folder);
         return fail("out of memory%s%s", "", "");
+    }
     if (sim_seeds(o.seed, (int)total, o.reference, seeds) != SIM_OK) {
         free(seeds);
+        sim_folder_unlock(&folder);
         return fail("cannot derive %s per-trajectory seeds%s", "the", "");
     }
+    rc = sim_folder_begin(&folder, err) != SIM_OK;
     struct progress prog = {.tty = isatty(2), .start = now()};
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGHUP, on_signal);
-    char err[8400] = ""; /* room for two paths; >= SIM_ERRLEN */
     long offset = 0;
-    rc = 0;
     for (int s = 0; s < 3 && !rc; s++) {
         long c = counts[s];
         struct split_bytes b;
@@ -400,15 +475,31 @@ int main(int argc, char **argv)
         const int64_t *shapes[4] = {shape_lv, shape_lv, shape_e, shape_c};
         const int ndims[4] = {4, 4, 3, 3};
         for (int qn = 0; qn < 4 && !rc; qn++) {
-            /* Signals wait until the file is complete and counted, so that the handler
-             * removes it: sim_npy_write's own temporary is never left behind. */
-            sigset_t old;
-            hold_signals(&old);
-            if (sim_npy_write(temp[s][qn], SIM_NPY_F8, ndims[qn], shapes[qn], data[qn], err) != SIM_OK)
+            const int k = 4 * s + qn;
+            struct sim_manifest_file *mf = &man.file[man.nfiles];
+            char path[4800];
+            snprintf(path, sizeof path, "%s/%s", folder.tmp, names[k]);
+            snprintf(mf->name, sizeof mf->name, "%s", names[k]);
+            /* into the private folder, which the signal function removes whole, never while a
+             * file in it is being written */
+            sim_signals_hold();
+            struct stat sb;
+            if (sim_npy_write_hashed(path, SIM_NPY_F8, ndims[qn], shapes[qn], data[qn],
+                                     mf->sha256, err) != SIM_OK)
                 rc = 1;
-            else
-                written++;
-            sigprocmask(SIG_SETMASK, &old, NULL);
+            else if (stat(path, &sb) != 0) {
+                snprintf(err, sizeof err, "%s: %s", path, strerror(errno));
+                rc = 1;
+            } else {
+                mf->bytes = (int64_t)sb.st_size;
+                man.nfiles++;
+            }
+            sim_signals_release();
+            if (!rc) {
+                char stage[16];
+                snprintf(stage, sizeof stage, "write-%d", man.nfiles);
+                fault(NULL, stage);
+            }
         }
         offset += c;
         free(loc);
@@ -420,34 +511,31 @@ int main(int argc, char **argv)
     if (prog.tty)
         fprintf(stderr, "\r\033[K");
     if (!rc) {
-        /* All twelve written: only now do they take their final names, with signals held so
-         * that an interruption cannot leave some renamed and the others removed. */
-        sigset_t old;
-        hold_signals(&old);
-        for (int k = 0; k < 12 && !rc; k++) {
-            if (rename(temp[k / 4][k % 4], final[k / 4][k % 4])) {
-                snprintf(err, sizeof err, "cannot rename %s: %s", temp[k / 4][k % 4], strerror(errno));
-                rc = 1;
-            }
-        }
+        sim_signals_hold();
+        rc = sim_manifest_write(folder.tmp, &man, err) != SIM_OK;
+        sim_signals_release();
         if (!rc)
-            written = 0; /* renamed: nothing of ours for the handler to remove */
-        sigprocmask(SIG_SETMASK, &old, NULL);
+            fault(NULL, "manifest");
     }
+    if (!rc)
+        rc = sim_folder_publish(&folder, err) != SIM_OK;
     if (rc) {
-        for (int k = 0; k < written; k++)
-            unlink(temp[k / 4][k % 4]);
+        sim_signals_hold();
+        sim_folder_abort(&folder);
+        sim_signals_release();
         fprintf(stderr, "nbody-gen: %s\n", err);
         return 1;
     }
+    sim_folder_unlock(&folder);
     double secs = now() - prog.start;
     if (o.json) {
         printf("{\"sim\": \"%s\", \"bodies\": %d, \"train\": %ld, \"valid\": %ld, \"test\": %ld, "
                "\"frames\": %d, \"length\": %d, \"sample_freq\": %d, \"seed\": %u, "
                "\"reference_seeds\": %s, \"threads\": %d, \"seconds\": %.3f, "
-               "\"trajectories_per_second\": %.1f, \"out\": ",
+               "\"trajectories_per_second\": %.1f, \"run_id\": \"%s\", \"out\": ",
                sim_kind_name(o.kind), n, o.train, o.valid, o.test, frames, o.length, o.sample_freq,
-               (unsigned)o.seed, o.reference ? "true" : "false", threads, secs, total / secs);
+               (unsigned)o.seed, o.reference ? "true" : "false", threads, secs, total / secs,
+               man.run_id);
         json_string(stdout, o.out);
         printf("}\n");
     } else {

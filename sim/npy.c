@@ -370,19 +370,48 @@ void sim_npy_free(struct sim_npy *a)
     memset(a, 0, sizeof *a);
 }
 
-/* fread that tells how many bytes arrived; sets *err_no on a read error. */
-static size_t read_bytes(FILE *f, void *buf, size_t n, int *err_no)
+/* fread that tells how many bytes arrived, feeding them to the digest if there is one; sets
+ * *err_no on a read error. */
+static size_t read_bytes(FILE *f, void *buf, size_t n, int *err_no, struct sim_sha256 *hc)
 {
     errno = 0;
     size_t got = fread(buf, 1, n, f);
     if (got < n && ferror(f))
         *err_no = errno ? errno : EIO;
+    if (hc)
+        sim_sha256_update(hc, buf, got);
     return got;
 }
 
 /* Read a .npy file; see sim.h. */
 int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
 {
+    return sim_npy_read_hashed(path, out, NULL, err);
+}
+
+static int read_impl(const char *path, struct sim_npy *out, unsigned char sha256[32],
+                     int header_only, char err[SIM_ERRLEN]);
+
+/* Read a .npy file and digest its bytes; see sim.h. */
+int sim_npy_read_hashed(const char *path, struct sim_npy *out, unsigned char sha256[32],
+                        char err[SIM_ERRLEN])
+{
+    return read_impl(path, out, sha256, 0, err);
+}
+
+/* Read a .npy file's header and check its size; see sim.h. */
+int sim_npy_read_header(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
+{
+    return read_impl(path, out, NULL, 1, err);
+}
+
+/* The reader: the whole file, or (header_only) the header and the file's size against it. */
+static int read_impl(const char *path, struct sim_npy *out, unsigned char sha256[32],
+                     int header_only, char err[SIM_ERRLEN])
+{
+    struct sim_sha256 hash, *hc = sha256 ? &hash : NULL;
+    if (hc)
+        sim_sha256_init(hc);
     if (err)
         err[0] = '\0';
     if (!out)
@@ -405,7 +434,7 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
     uint64_t fsize = regular ? (uint64_t)sb.st_size : 0;
 
     unsigned char pre[12];
-    size_t got = read_bytes(f, pre, 8, &rerr);
+    size_t got = read_bytes(f, pre, 8, &rerr, hc);
     if (rerr) {
         st = sim_fail_path(err, SIM_EIO, path, "read failed: %s", strerror(rerr));
         goto done;
@@ -432,7 +461,7 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
                   "format version %d.%d is not supported (only 1.0, 2.0, 3.0)", major, minor);
         goto done;
     }
-    got = read_bytes(f, pre + 8, lenbytes, &rerr);
+    got = read_bytes(f, pre + 8, lenbytes, &rerr, hc);
     if (rerr) {
         st = sim_fail_path(err, SIM_EIO, path, "read failed: %s", strerror(rerr));
         goto done;
@@ -461,7 +490,7 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
         st = sim_fail_path(err, SIM_ENOMEM, path, "cannot allocate %" PRIu64 " bytes for the header", hlen);
         goto done;
     }
-    got = read_bytes(f, hbuf, (size_t)hlen, &rerr);
+    got = read_bytes(f, hbuf, (size_t)hlen, &rerr, hc);
     if (rerr) {
         st = sim_fail_path(err, SIM_EIO, path, "read failed: %s", strerror(rerr));
         goto done;
@@ -524,6 +553,14 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
         goto done;
     }
 
+    if (header_only) {
+        out->dtype = dtype;
+        out->ndim = h.ndim;
+        for (int i = 0; i < h.ndim; i++)
+            out->shape[i] = h.shape[i];
+        out->count = count;
+        goto done;
+    }
     /* At least one element so data is never NULL on success. */
     data = malloc((count ? count : 1) * sizeof(double));
     if (!data) {
@@ -532,7 +569,7 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
     }
     size_t total = 0;
     if (dtype == SIM_NPY_F8) {
-        total = read_bytes(f, data, nbytes, &rerr);
+        total = read_bytes(f, data, nbytes, &rerr, hc);
     } else if (count > 0) {
         size_t block = count < NPY_CONV_BLOCK ? count : NPY_CONV_BLOCK;
         fbuf = malloc(block * sizeof(float));
@@ -542,7 +579,7 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
         }
         for (size_t i = 0; i < count && !rerr; i += block) {
             size_t m = count - i < block ? count - i : block;
-            size_t g = read_bytes(f, fbuf, m * sizeof(float), &rerr);
+            size_t g = read_bytes(f, fbuf, m * sizeof(float), &rerr, hc);
             total += g;
             for (size_t j = 0; j < g / sizeof(float); j++)
                 data[i + j] = (double)fbuf[j];
@@ -570,6 +607,8 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
         goto done;
     }
 
+    if (hc)
+        sim_sha256_final(hc, sha256);
     out->dtype = dtype;
     out->ndim = h.ndim;
     for (int i = 0; i < h.ndim; i++)
@@ -635,6 +674,24 @@ static size_t build_header(char *buf, size_t cap, int dtype, int ndim, const int
 int sim_npy_write(const char *path, int dtype, int ndim, const int64_t *shape, const double *data,
                   char err[SIM_ERRLEN])
 {
+    return sim_npy_write_hashed(path, dtype, ndim, shape, data, NULL, err);
+}
+
+/* sim_atomic_write that feeds the digest if there is one. */
+static int write_hashed(struct sim_atomic *a, const void *p, size_t n, struct sim_sha256 *hc)
+{
+    if (hc)
+        sim_sha256_update(hc, p, n);
+    return sim_atomic_write(a, p, n);
+}
+
+/* Write a .npy file atomically and digest its bytes; see sim.h. */
+int sim_npy_write_hashed(const char *path, int dtype, int ndim, const int64_t *shape,
+                         const double *data, unsigned char sha256[32], char err[SIM_ERRLEN])
+{
+    struct sim_sha256 hash, *hc = sha256 ? &hash : NULL;
+    if (hc)
+        sim_sha256_init(hc);
     if (err)
         err[0] = '\0';
     if (!path || !path[0])
@@ -677,19 +734,21 @@ int sim_npy_write(const char *path, int dtype, int ndim, const int64_t *shape, c
         free(fbuf);
         return st;
     }
-    int bad = sim_atomic_write(&a, header, hsize);
+    int bad = write_hashed(&a, header, hsize, hc);
     if (dtype == SIM_NPY_F8) {
         if (!bad)
-            bad = sim_atomic_write(&a, data, count * sizeof(double));
+            bad = write_hashed(&a, data, count * sizeof(double), hc);
     } else {
         for (size_t i = 0; i < count && !bad; i += NPY_CONV_BLOCK) {
             size_t m = count - i < NPY_CONV_BLOCK ? count - i : NPY_CONV_BLOCK;
             for (size_t j = 0; j < m; j++)
                 fbuf[j] = (float)data[i + j]; /* IEEE round-to-nearest, as astype(float32) */
-            bad = sim_atomic_write(&a, fbuf, m * sizeof(float));
+            bad = write_hashed(&a, fbuf, m * sizeof(float), hc);
         }
     }
     free(fbuf);
+    if (hc)
+        sim_sha256_final(hc, sha256);
     /* A write error is kept in a and reported by the commit, which then removes the temporary. */
     return sim_atomic_commit(&a, err);
 }

@@ -253,6 +253,129 @@ void sim_node_to_axis(int n, const float *node, double *axis);
 int sim_dataset_path(char *buf, size_t len, const char *dir, const char *quantity,
                      const char *split, int kind, int n, const char *tag);
 
+/* ------------------------------------------------------------- SHA-256 */
+
+/* SHA-256 (FIPS 180-4), fed in pieces: init, update..., final. */
+struct sim_sha256 {
+    uint32_t h[8];
+    uint64_t len;           /* bytes fed so far */
+    unsigned char buf[64];  /* a partial block */
+    size_t fill;            /* bytes in buf */
+    int accel;              /* 1: the CPU's SHA instructions are used */
+};
+void sim_sha256_init(struct sim_sha256 *c);
+void sim_sha256_update(struct sim_sha256 *c, const void *data, size_t len);
+void sim_sha256_final(struct sim_sha256 *c, unsigned char out[32]);
+/* A digest as 64 lower-case hex digits and a NUL, as sha256sum prints it. */
+void sim_sha256_hex(const unsigned char d[32], char hex[65]);
+
+/* sim_npy_read / sim_npy_write that also give the SHA-256 of every byte of the file (the
+ * bytes read or written, so nothing is read twice); sha256 may be NULL. */
+int sim_npy_read_hashed(const char *path, struct sim_npy *out, unsigned char sha256[32],
+                        char err[SIM_ERRLEN]);
+int sim_npy_write_hashed(const char *path, int dtype, int ndim, const int64_t *shape,
+                         const double *data, unsigned char sha256[32], char err[SIM_ERRLEN]);
+/* The header of a .npy file (dtype, ndim, shape, count; data stays NULL) with the file's size
+ * checked against it, as sim_npy_read checks it, without reading the data. */
+int sim_npy_read_header(const char *path, struct sim_npy *out, char err[SIM_ERRLEN]);
+/* SHA-256 and size of a whole file; SIM_OK or SIM_EIO with the path in err. */
+int sim_file_sha256(const char *path, unsigned char sha256[32], int64_t *bytes,
+                    char err[SIM_ERRLEN]);
+
+/* ------------------------------------------------- dataset provenance */
+
+/* The sidecar nbody-gen writes into a dataset's folder with the twelve files, in the same
+ * publish: a JSON object (one key a line) with "format": "nbody-dataset 1", "generator",
+ * "run_id" (unique per run), "sim", "bodies", "tag", "seed", "reference_seeds", "length",
+ * "sample_freq", "frames", "counts" {train, valid, test}, "physics" {dt, softening, max_f,
+ * gravity, bfield}, and "files": [{"name", "bytes", "sha256"} x 12]. Readers check each file
+ * against it, so a folder holding files of two runs is refused; the published PyTorch
+ * loaders never open it, and a folder without one (the reference generator's) still loads. */
+#define SIM_MANIFEST_NAME "dataset.json"
+#define SIM_MANIFEST_FORMAT "nbody-dataset 1"
+#define SIM_MANIFEST_MAX_BYTES 65536 /* larger files are refused unparsed */
+#define SIM_MANIFEST_MAX_FILES 12
+
+struct sim_manifest_file {
+    char name[256];           /* file name, no directory */
+    int64_t bytes;            /* its size */
+    unsigned char sha256[32]; /* its SHA-256 */
+};
+
+struct sim_manifest {
+    char run_id[64];
+    char generator[64];
+    char sim[16];             /* "charged", "static", "dynamic" */
+    char tag[128];
+    int64_t bodies, seed, length, sample_freq, frames, counts[3]; /* counts: train, valid, test */
+    int reference_seeds;
+    int nfiles;
+    struct sim_manifest_file file[SIM_MANIFEST_MAX_FILES];
+};
+
+/* Parse a sidecar's text (len bytes, not NUL-terminated): SIM_OK, or SIM_EFORMAT with the
+ * problem in err (prefixed with what, a path for messages). Unknown keys are skipped; the
+ * format, run id and files are required; every string and number is bounds-checked. */
+int sim_manifest_parse(const char *text, size_t len, const char *what, struct sim_manifest *m,
+                       char err[SIM_ERRLEN]);
+/* Read dir/dataset.json: SIM_OK with *present 1, SIM_OK with *present 0 (no sidecar), or
+ * SIM_EFORMAT / SIM_EIO naming the file. */
+int sim_manifest_read(const char *dir, struct sim_manifest *m, int *present,
+                      char err[SIM_ERRLEN]);
+/* Write m as dir/dataset.json through sim_atomic. */
+int sim_manifest_write(const char *dir, const struct sim_manifest *m, char err[SIM_ERRLEN]);
+/* The entry of m for file name, or NULL. */
+const struct sim_manifest_file *sim_manifest_find(const struct sim_manifest *m,
+                                                  const char *name);
+
+/* ------------------------------------------------ publishing a folder */
+
+/* A folder that appears whole or not at all. Its content is built in a private temporary
+ * folder beside it, "{parent}/.{base}.tmp.{pid}.{counter}", and published with one rename:
+ * renameat2(RENAME_EXCHANGE) swaps it with an existing folder (whose old content, now under
+ * the temporary name, is then removed), so the path holds the old folder or the new one at
+ * every instant. Where the file system cannot exchange, the old folder is moved aside to
+ * "{parent}/.{base}.old.tmp.{pid}.{counter}" first; a run killed between the two renames
+ * leaves the path empty, and the next sim_folder_lock puts the old folder back. Writers of
+ * one path exclude each other with flock on "{parent}/.{base}.lock", which holds the pid of
+ * its owner, so the second one fails at once naming the first. Each step that touches the
+ * file system holds the signal section (sim_signals_hold), so a signal function sees the
+ * folder either not made or whole; the stage callback runs between steps, outside it. */
+struct sim_folder {
+    char path[4096];   /* the folder, after following a symbolic link to it */
+    char parent[4096]; /* the folder it is in */
+    char base[256];    /* its name */
+    char tmp[4400];    /* the private temporary folder, "" while none exists */
+    char aside[4400];  /* the old folder moved aside (no-exchange path), "" otherwise */
+    char lock[4400];   /* the lock file */
+    int lock_fd;       /* -1 when not locked */
+    int existed;       /* the path held a folder at sim_folder_lock */
+    int no_exchange;   /* tests: publish as a file system without RENAME_EXCHANGE would */
+    /* called with "mkdir", "fsync", "swap" (new folder in place, old one not yet removed),
+     * "aside" (no-exchange path: old folder moved aside, new one not yet in place), "done" */
+    void (*stage)(void *user, const char *stage);
+    void *user;
+};
+
+/* Resolve path (its parent created if missing), take the lock, and clean what earlier runs
+ * left: their temporary folders (whatever ended them) and an old folder left aside (put back
+ * if the path is empty). SIM_OK; SIM_EEXIST if another process holds the lock, with its pid
+ * in the message; SIM_EARG (a path that names no folder of its own, like "." or "/") or
+ * SIM_EIO. */
+int sim_folder_lock(struct sim_folder *f, const char *path, char err[SIM_ERRLEN]);
+/* Make the private temporary folder (f->tmp) to fill. */
+int sim_folder_begin(struct sim_folder *f, char err[SIM_ERRLEN]);
+/* fsync the temporary folder's files and itself, put it in place of the path (replacing any
+ * folder there), remove the old content, fsync the parent. */
+int sim_folder_publish(struct sim_folder *f, char err[SIM_ERRLEN]);
+/* Remove the temporary folder (if any) and release the lock: the path is as it was. Does not
+ * hold the signal section (a signal function calls it; anyone else holds it around). */
+void sim_folder_abort(struct sim_folder *f);
+/* Release the lock (removing the lock file). Harmless twice. */
+void sim_folder_unlock(struct sim_folder *f);
+/* Remove a folder and everything under it, never following symbolic links; 0 or -1. */
+int sim_remove_tree(const char *path);
+
 /* One trajectory from its seed: sim_initial_state(seed), then sim_run.
  * loc, vel receive [frames][3][n]; edges [n][n] = q q^T (diagonal 1, as the
  * reference writes it); charges [n]. */

@@ -409,6 +409,96 @@ static void test_data_bad_values(void **state)
     }
 }
 
+/* Copy one file. */
+static void copy_file(const char *from, const char *to)
+{
+    size_t len = 0;
+    unsigned char *b = tfs_slurp(from, &len);
+    assert_non_null(b);
+    assert_int_equal(tfs_write_file(to, b, len), 0);
+    free(b);
+}
+
+/* A folder holding files of two runs (a file of run B among run A's, A's sidecar) is refused
+ * by cn_data_load, nbody-eval and nbody-train, naming the file and the run, whether the
+ * foreign file is in a split they load or not; the sidecar itself damaged is refused naming
+ * it. Without a sidecar (the reference generator's folders), shapes that disagree between
+ * the files of a split are refused, loaded or not. */
+static void test_mixed_folder(void **state)
+{
+    (void)state;
+    char a[400], b[400], mix[400], msg[2048], err[CN_ERRLEN];
+    snprintf(a, sizeof a, "%s/runA", g_dir);
+    snprintf(b, sizeof b, "%s/runB", g_dir);
+    snprintf(mix, sizeof mix, "%s/mixed", g_dir);
+    const char *small = "--train 40 --valid 8 --test 8 --length 600 --sample-freq 100";
+    assert_int_equal(run(GEN " %s --seed 1 --out '%s' 2> /dev/null", small, a), 0);
+    assert_int_equal(run(GEN " %s --seed 2 --out '%s' 2> /dev/null", small, b), 0);
+    struct sim_manifest m;
+    int present;
+    char serr[SIM_ERRLEN];
+    assert_int_equal(sim_manifest_read(a, &m, &present, serr), SIM_OK);
+    assert_true(present);
+    struct cn_data d;
+    assert_int_equal(cn_data_load(a, 7, 0, &d, err), CN_OK); /* each run alone loads */
+    cn_data_free(&d);
+    const char *swaps[] = {"loc_test", "charges_test", "vel_train", "edges_valid"};
+    for (size_t k = 0; k < sizeof swaps / sizeof swaps[0]; k++) {
+        tfs_remove_tree(mix);
+        assert_int_equal(run("cp -r '%s' '%s'", a, mix), 0);
+        char from[600], to[600];
+        snprintf(from, sizeof from, "%s/%s_charged5_initvel1small.npy", b, swaps[k]);
+        snprintf(to, sizeof to, "%s/%s_charged5_initvel1small.npy", mix, swaps[k]);
+        copy_file(from, to);
+        /* the library, loading only the test split */
+        assert_int_equal(cn_data_load(mix, CN_SPLIT_TEST, 0, &d, err), CN_EDATA);
+        if (!strstr(err, to) || !strstr(err, "does not match dataset.json") ||
+            !strstr(err, m.run_id))
+            fail_msg("%s: \"%s\"", swaps[k], err);
+        /* the programs */
+        assert_int_equal(run(EVAL " --model " STEP_CHARGED " --data '%s' 2> '%s/stderr.txt'", mix,
+                             g_dir), 1);
+        last_stderr(msg, sizeof msg);
+        assert_one_line(msg);
+        if (!strstr(msg, to) || !strstr(msg, "mixes files of different runs"))
+            fail_msg("nbody-eval on %s: \"%s\"", swaps[k], msg);
+        assert_int_equal(run(TRAIN " --data '%s' --out '%s/m.ckpt' --task step --epochs 1 "
+                             "--hidden 8 --layers 1 --batch 8 2> '%s/stderr.txt' > /dev/null",
+                             mix, g_dir, g_dir), 1);
+        last_stderr(msg, sizeof msg);
+        assert_one_line(msg);
+        assert_non_null(strstr(msg, to));
+        char mck[400];
+        snprintf(mck, sizeof mck, "%s/m.ckpt", g_dir);
+        assert_false(tfs_exists(mck));
+    }
+    /* a damaged sidecar is named with the place of the damage */
+    tfs_remove_tree(mix);
+    assert_int_equal(run("cp -r '%s' '%s'", a, mix), 0);
+    char side[600];
+    snprintf(side, sizeof side, "%s/dataset.json", mix);
+    assert_int_equal(tfs_write_file(side, "{\"format\": \"nbody-dataset 1\", \"files\": [", 36),
+                     0);
+    assert_int_equal(cn_data_load(mix, CN_SPLIT_TEST, 0, &d, err), CN_EFORMAT);
+    if (!strstr(err, side) || !strstr(err, "at byte"))
+        fail_msg("damaged sidecar: \"%s\"", err);
+    /* no sidecar: the same-shaped mix loads (nothing tells the runs apart), a split whose
+     * files disagree in shape does not, even one that is not loaded */
+    assert_int_equal(unlink(side), 0);
+    assert_int_equal(cn_data_load(mix, CN_SPLIT_TEST, 0, &d, err), CN_OK);
+    cn_data_free(&d);
+    char other[400], from[600], to[600];
+    snprintf(other, sizeof other, "%s/runC", g_dir);
+    assert_int_equal(run(GEN " --train 41 --valid 8 --test 8 --length 600 --sample-freq 100 "
+                         "--out '%s' 2> /dev/null", other), 0);
+    snprintf(from, sizeof from, "%s/vel_train_charged5_initvel1small.npy", other);
+    snprintf(to, sizeof to, "%s/vel_train_charged5_initvel1small.npy", mix);
+    copy_file(from, to);
+    assert_int_equal(cn_data_load(mix, CN_SPLIT_TEST, 0, &d, err), CN_EDATA);
+    if (!strstr(err, to) || !strstr(err, "does not match loc"))
+        fail_msg("no sidecar, shapes: \"%s\"", err);
+}
+
 /* ------------------------------------------------------------ training states */
 
 /* A bad option stored in a .state is refused naming the .state and the option (or, for one
@@ -613,6 +703,7 @@ int main(void)
         cmocka_unit_test(test_ckpt_bad_values),
         cmocka_unit_test(test_ckpt_not_a_file),
         cmocka_unit_test(test_data_bad_values),
+        cmocka_unit_test(test_mixed_folder),
         cmocka_unit_test(test_state_bad_option),
         cmocka_unit_test(test_eval_other_setting),
         cmocka_unit_test(test_eval_full_disk),

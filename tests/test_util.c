@@ -1,5 +1,6 @@
 /* test_util.c: the sim library's shared helpers: command-line numbers (sim_parse_long,
- * sim_parse_double), sim_quantile against numpy's values, and the layout conversion. */
+ * sim_parse_double), sim_quantile against numpy's values, the layout conversion, SHA-256
+ * (both code paths) and the dataset sidecar's reader. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "sim.h"
+#include "tfs.h"
 
 /* One interpolation (1 - t) a + t b of O(1) values: two products and a sum, each within half
  * an ulp, so a few ulps of the larger value. */
@@ -220,6 +222,199 @@ static void test_layout(void **state)
     assert_memory_equal(n2, want, sizeof want);
 }
 
+/* SHA-256 of data as hex. */
+static void sha_hex(const void *data, size_t len, size_t piece, char hex[65])
+{
+    struct sim_sha256 c;
+    unsigned char d[32];
+    sim_sha256_init(&c);
+    const unsigned char *p = data;
+    for (size_t off = 0; off < len; off += piece)
+        sim_sha256_update(&c, p + off, len - off < piece ? len - off : piece);
+    sim_sha256_final(&c, d);
+    sim_sha256_hex(d, hex);
+}
+
+/* FIPS 180-4 / NIST example digests, fed whole and in odd pieces, by the CPU's SHA
+ * instructions (where it has them) and by the portable code (NBODY_SHA256_PORTABLE). */
+static void test_sha256_vectors(void **state)
+{
+    (void)state;
+    static char million[1000000];
+    memset(million, 'a', sizeof million);
+    const struct {
+        const char *data;
+        size_t len;
+        const char *hex;
+    } v[] = {
+        {"", 0, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abc", 3, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56,
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+        {"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqr"
+         "lmnopqrsmnopqrstnopqrstu", 112,
+         "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"},
+        {million, sizeof million, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"},
+    };
+    for (int portable = 0; portable < 2; portable++) {
+        if (portable)
+            setenv("NBODY_SHA256_PORTABLE", "1", 1);
+        for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
+            const size_t pieces[3] = {v[k].len ? v[k].len : 1, 1, 63};
+            for (int j = 0; j < 3; j++) {
+                char hex[65];
+                if (v[k].len > 1000 && pieces[j] == 1)
+                    continue; /* a million calls of one byte adds nothing */
+                sha_hex(v[k].data, v[k].len, pieces[j], hex);
+                if (strcmp(hex, v[k].hex) != 0)
+                    fail_msg("vector %zu (%s code, pieces of %zu): %s", k,
+                             portable ? "portable" : "default", pieces[j], hex);
+            }
+        }
+        struct sim_sha256 c;
+        sim_sha256_init(&c);
+        if (portable)
+            assert_int_equal(c.accel, 0);
+        else
+            print_message("SHA-256 through the CPU's SHA instructions: %s\n", c.accel ? "yes" : "no");
+    }
+    unsetenv("NBODY_SHA256_PORTABLE");
+}
+
+/* sim_npy_write_hashed, sim_npy_read_hashed and sim_file_sha256 give the same digest, the one
+ * of the file's bytes. */
+static void test_npy_digests(void **state)
+{
+    (void)state;
+    char dir[256], path[300], err[SIM_ERRLEN];
+    assert_int_equal(tfs_mkdtemp(dir, sizeof dir, "test_util"), 0);
+    snprintf(path, sizeof path, "%s/a.npy", dir);
+    double data[60];
+    for (int k = 0; k < 60; k++)
+        data[k] = k * 0.25 - 3;
+    const int64_t shape[3] = {4, 5, 3};
+    unsigned char w[32], r[32], f[32];
+    int64_t bytes = 0;
+    assert_int_equal(sim_npy_write_hashed(path, SIM_NPY_F8, 3, shape, data, w, err), SIM_OK);
+    struct sim_npy a;
+    assert_int_equal(sim_npy_read_hashed(path, &a, r, err), SIM_OK);
+    sim_npy_free(&a);
+    assert_int_equal(sim_file_sha256(path, f, &bytes, err), SIM_OK);
+    size_t len = 0;
+    unsigned char *raw = tfs_slurp(path, &len);
+    assert_non_null(raw);
+    char hw[65], hr[65], hf[65], hraw[65];
+    sim_sha256_hex(w, hw);
+    sim_sha256_hex(r, hr);
+    sim_sha256_hex(f, hf);
+    sha_hex(raw, len, len, hraw);
+    assert_string_equal(hw, hraw);
+    assert_string_equal(hr, hraw);
+    assert_string_equal(hf, hraw);
+    assert_int_equal(bytes, (int64_t)len);
+    /* the header alone: the shape, no data */
+    assert_int_equal(sim_npy_read_header(path, &a, err), SIM_OK);
+    assert_int_equal(a.ndim, 3);
+    assert_int_equal(a.shape[1], 5);
+    assert_null(a.data);
+    free(raw);
+    tfs_remove_tree(dir);
+}
+
+/* A sidecar written by sim_manifest_write reads back; the reader refuses, each with a message
+ * naming the file and the place, what is not a sidecar of this format. */
+static void test_manifest(void **state)
+{
+    (void)state;
+    char dir[256], path[300], err[SIM_ERRLEN];
+    assert_int_equal(tfs_mkdtemp(dir, sizeof dir, "test_util"), 0);
+    snprintf(path, sizeof path, "%s/dataset.json", dir);
+    struct sim_manifest m, back;
+    memset(&m, 0, sizeof m);
+    snprintf(m.run_id, sizeof m.run_id, "run-\"7\"");
+    snprintf(m.generator, sizeof m.generator, "nbody-gen");
+    snprintf(m.sim, sizeof m.sim, "static");
+    snprintf(m.tag, sizeof m.tag, "tab\there");
+    m.bodies = 20;
+    m.seed = 4294967295LL;
+    m.reference_seeds = 1;
+    m.length = 5000;
+    m.sample_freq = 100;
+    m.frames = 49;
+    m.counts[0] = 3000, m.counts[1] = 2000, m.counts[2] = 0;
+    m.nfiles = 12;
+    for (int k = 0; k < 12; k++) {
+        snprintf(m.file[k].name, sizeof m.file[k].name, "f%d.npy", k);
+        m.file[k].bytes = 1000 * k;
+        for (int j = 0; j < 32; j++)
+            m.file[k].sha256[j] = (unsigned char)(7 * k + j);
+    }
+    assert_int_equal(sim_manifest_write(dir, &m, err), SIM_OK);
+    int present = 0;
+    assert_int_equal(sim_manifest_read(dir, &back, &present, err), SIM_OK);
+    assert_true(present);
+    assert_memory_equal(&m, &back, sizeof m);
+    assert_non_null(sim_manifest_find(&back, "f11.npy"));
+    assert_null(sim_manifest_find(&back, "f12.npy"));
+    /* no sidecar: present 0, not an error */
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(sim_manifest_read(dir, &back, &present, err), SIM_OK);
+    assert_false(present);
+    const char *files = "\"files\": [{\"name\": \"a.npy\", \"bytes\": 3, \"sha256\": "
+                        "\"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\"}]";
+    char good[600];
+    snprintf(good, sizeof good, "{\"format\": \"nbody-dataset 1\", \"run_id\": \"r\", "
+             "\"extra\": [1, {\"x\": null}, -2.5e3, true], %s}", files);
+    assert_int_equal(sim_manifest_parse(good, strlen(good), "g", &back, err), SIM_OK);
+    assert_int_equal(back.nfiles, 1);
+    const struct {
+        const char *text, *expect;
+    } bad[] = {
+        {"", "expected '{'"},
+        {"[]", "expected '{'"},
+        {"{\"format\": \"nbody-dataset 2\"}", "format"},
+        {"{\"format\": \"nbody-dataset 1\", \"files\": []}", "run_id"},
+        {"{\"format\": \"nbody-dataset 1\", \"run_id\": \"r\"}", "files"},
+        {"{\"format\": \"nbody-dataset 1\", \"run_id\": \"r\", \"files\": []}", "no file"},
+        {"{\"format\": \"nbody-dataset 1\", \"run_id\": \"r\", \"files\": [{\"name\": \"a\"}]}",
+         "needs a name, bytes and sha256"},
+        {"{\"format\": \"nbody-dataset 1\", \"run_id\": \"r\", \"files\": [{\"name\": \"../a\", "
+         "\"bytes\": 1, \"sha256\": \"00112233445566778899aabbccddeeff00112233445566778899aabbc"
+         "cddeeff\"}]}", "directory"},
+        {"{\"format\": \"nbody-dataset 1\", \"run_id\": \"r\", \"files\": [{\"name\": \"a\", "
+         "\"bytes\": -1}]}", "out of range"},
+        {"{\"format\": \"nbody-dataset 1\", \"run_id\": \"r\", \"files\": [{\"name\": \"a\", "
+         "\"bytes\": 1.5}]}", "integer"},
+        {"{\"format\": \"nbody-dataset 1\", \"run_id\": \"r\", \"files\": [{\"name\": \"a\", "
+         "\"bytes\": 99999999999999999999}]}", "integer"},
+        {"{\"format\": \"nbody-dataset 1\", \"run_id\": \"r\", \"files\": [{\"sha256\": \"zz\"}]}",
+         "64 hex"},
+        {"{\"format\": \"nbody-dataset 1\", \"run_id\": \"r\" \"files\": []}", "expected ','"},
+        {"{\"format\": \"nbody-dataset 1\", \"run_id\": \"r\", \"x\": [[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]}",
+         "nested too deeply"},
+        {"{\"format\": \"nbody-dataset 1\", \"run_id\": \"r\\ud800\"}", "surrogate"},
+        {"{\"format\": \"nbody-dataset 1\", \"run_id\": \"r\", \"x\": 01}", "leading zero"},
+        {"{\"format\": \"nbody-dataset 1\", \"run_id\": \"r\"} trailing", "after the object"},
+        {"{\"format\": \"nbody-dataset 1\", \"run_id\": \"unterminated", "unterminated"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        int st = sim_manifest_parse(bad[k].text, strlen(bad[k].text), "side.json", &back, err);
+        if (st != SIM_EFORMAT || !strstr(err, bad[k].expect) || strncmp(err, "side.json: ", 11))
+            fail_msg("case %zu: status %d, \"%s\" (expected '%s')", k, st, err, bad[k].expect);
+    }
+    /* too big to be one: refused unread */
+    char *big = malloc(SIM_MANIFEST_MAX_BYTES + 2);
+    assert_non_null(big);
+    memset(big, ' ', SIM_MANIFEST_MAX_BYTES + 1);
+    big[0] = '{';
+    big[SIM_MANIFEST_MAX_BYTES] = '}';
+    assert_int_equal(tfs_write_file(path, big, SIM_MANIFEST_MAX_BYTES + 1), 0);
+    free(big);
+    assert_int_equal(sim_manifest_read(dir, &back, &present, err), SIM_EFORMAT);
+    assert_non_null(strstr(err, path));
+    tfs_remove_tree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +424,9 @@ int main(void)
         cmocka_unit_test(test_quantile_matches_numpy),
         cmocka_unit_test(test_quantile_median_and_order),
         cmocka_unit_test(test_layout),
+        cmocka_unit_test(test_sha256_vectors),
+        cmocka_unit_test(test_npy_digests),
+        cmocka_unit_test(test_manifest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "sim.h"
+#include "tfs.h"
 
 /* Writers opened at once from several threads in the uniqueness test. */
 #define PARALLEL_WRITERS 64
@@ -27,36 +28,13 @@ static char g_dir[256];
 static int setup(void **state)
 {
     (void)state;
-    const char *base = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/test_atomic.XXXXXX", base && base[0] ? base : "/tmp");
-    return mkdtemp(g_dir) ? 0 : -1;
-}
-
-/* Remove a directory tree made by these tests. */
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            char sub[1024];
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            remove_tree(sub);
-        }
-        closedir(d);
-        chmod(path, 0700);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
+    return tfs_mkdtemp(g_dir, sizeof g_dir, "test_atomic");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    remove_tree(g_dir);
+    tfs_remove_tree(g_dir);
     return 0;
 }
 
@@ -76,19 +54,6 @@ static int count_temporaries(const char *dir)
     struct dirent *e;
     while ((e = readdir(d)))
         n += strstr(e->d_name, ".tmp.") != NULL;
-    closedir(d);
-    return n;
-}
-
-/* Entries of dir other than . and .. */
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
     closedir(d);
     return n;
 }
@@ -181,7 +146,7 @@ static void test_replace_and_abort(void **state)
     write_text(path, "old\n");
     assert_int_equal(atomic_text(path, "new\n", err), SIM_OK);
     assert_string_equal(contents(path), "new\n");
-    assert_int_equal(count_entries(dir), 1);
+    assert_int_equal(tfs_count_entries(dir), 1);
 
     struct sim_atomic a;
     assert_int_equal(sim_atomic_open(&a, path, err), SIM_OK);
@@ -191,7 +156,7 @@ static void test_replace_and_abort(void **state)
     sim_atomic_abort(&a);
     sim_atomic_abort(&a); /* twice is harmless */
     assert_string_equal(contents(path), "new\n");
-    assert_int_equal(count_entries(dir), 1);
+    assert_int_equal(tfs_count_entries(dir), 1);
 }
 
 /* Two writers of one path, and writers on many threads, never share a temporary. A stale
@@ -267,7 +232,7 @@ static void test_unwritable_directory(void **state)
     assert_int_equal(sim_atomic_open(&a, path, err), SIM_EIO);
     assert_msg(err, path);
     assert_msg(err, strerror(ENOTDIR));
-    assert_int_equal(count_entries(dir), 1);
+    assert_int_equal(tfs_count_entries(dir), 1);
 
     /* root ignores directory permissions, so this part runs only for other users */
     char ro[600];
@@ -278,7 +243,7 @@ static void test_unwritable_directory(void **state)
         assert_int_equal(sim_atomic_open(&a, path, err), SIM_EIO);
         assert_msg(err, path);
         assert_msg(err, strerror(EACCES));
-        assert_int_equal(count_entries(ro), 0);
+        assert_int_equal(tfs_count_entries(ro), 0);
     }
 
     assert_int_equal(sim_atomic_open(&a, "", err), SIM_EARG);

@@ -31,16 +31,14 @@ static char root[256];
 static int setup(void **state)
 {
     (void)state;
-    snprintf(root, sizeof root, "/tmp/test_gen.XXXXXX");
-    return mkdtemp(root) ? 0 : -1;
+    return tfs_mkdtemp(root, sizeof root, "test_gen");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    return system(cmd) == 0 ? 0 : -1;
+    tfs_remove_tree(root);
+    return 0;
 }
 
 /* Run nbody-gen with args; returns its exit status; stderr into *err if given. */
@@ -73,22 +71,10 @@ static int count_files(const char *dir)
     return n;
 }
 
-/* Whole file into a malloc'd buffer. */
+/* Whole file into a malloc'd buffer, NULL if unreadable. */
 static char *slurp(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    *len = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc(*len ? *len : 1);
-    if (fread(b, 1, *len, f) != *len) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    return b;
+    return (char *)tfs_slurp(path, len);
 }
 
 static const char *const splits[3] = {"train", "valid", "test"};

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "sim.h"
+#include "tfs.h"
 
 #ifndef TEST_DATA_DIR
 #error "TEST_DATA_DIR must name tests/data"
@@ -50,37 +51,15 @@ static const char *fixture(const char *name)
     return b;
 }
 
-/* Whole file into a malloc'd buffer; fails the test if it cannot be read. */
+/* Whole file into a malloc'd buffer (tfs_slurp); fails the test if it cannot be read. */
 static unsigned char *slurp(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        print_error("cannot open %s: %s\n", path, strerror(errno));
+    unsigned char *b = tfs_slurp(path, len);
+    if (!b) {
+        print_error("cannot read %s: %s\n", path, strerror(errno));
         fail();
     }
-    size_t cap = 4096, n = 0;
-    unsigned char *buf = malloc(cap);
-    assert_non_null(buf);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            assert_non_null(buf);
-        }
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
-static void write_file(const char *path, const void *bytes, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(bytes, 1, len, f), len);
-    assert_int_equal(fclose(f), 0);
+    return b;
 }
 
 /* A .npy file with a hand-written header dict: magic, version, little-endian length, dict, data. */
@@ -99,7 +78,7 @@ static void write_npy_raw(const char *path, int major, const char *dict, const v
     memcpy(b + 8 + lb, dict, hl);
     if (dlen)
         memcpy(b + 8 + lb + hl, data, dlen);
-    write_file(path, b, n);
+    assert_int_equal(tfs_write_file(path, b, n), 0);
     free(b);
 }
 
@@ -123,27 +102,6 @@ static int count_temporaries(const char *dir)
         n += strstr(e->d_name, ".tmp.") != NULL;
     closedir(d);
     return n;
-}
-
-/* Remove a directory tree made by these tests. */
-static void remove_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            char sub[1024];
-            snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-            remove_tree(sub);
-        }
-        closedir(d);
-        chmod(path, 0700);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
 }
 
 /* Read a file expected to be refused: checks status, message key word, and that out is empty. */
@@ -177,15 +135,13 @@ static void expect_read(const char *path, struct sim_npy *a)
 static int setup(void **state)
 {
     (void)state;
-    const char *base = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/test_npy.XXXXXX", base && base[0] ? base : "/tmp");
-    return mkdtemp(g_dir) ? 0 : -1;
+    return tfs_mkdtemp(g_dir, sizeof g_dir, "test_npy");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    remove_tree(g_dir);
+    tfs_remove_tree(g_dir);
     return 0;
 }
 
@@ -512,7 +468,7 @@ static void test_write_unwritable(void **state)
     assert_int_equal(mkdir(target, 0755), 0);
     char inside[600];
     snprintf(inside, sizeof inside, "%s/keep", target);
-    write_file(inside, "k", 1);
+    assert_int_equal(tfs_write_file(inside, "k", 1), 0);
     assert_int_equal(sim_npy_write(target, SIM_NPY_F8, 1, s, v, err), SIM_EIO);
     assert_msg(err, target);
     assert_msg(err, "rename");
@@ -662,25 +618,25 @@ static void test_reject_preamble(void **state)
 {
     (void)state;
     const char *p = scratch("pre.npy");
-    write_file(p, "\x93NUMPX\x01\x00\x10\x00{}", 12);
+    assert_int_equal(tfs_write_file(p, "\x93NUMPX\x01\x00\x10\x00{}", 12), 0);
     expect_reject(p, SIM_EFORMAT, "bad magic");
-    write_file(p, "PK\x03\x04 this is a zip file", 24);
+    assert_int_equal(tfs_write_file(p, "PK\x03\x04 this is a zip file", 24), 0);
     expect_reject(p, SIM_EFORMAT, "bad magic");
-    write_file(p, "", 0);
+    assert_int_equal(tfs_write_file(p, "", 0), 0);
     expect_reject(p, SIM_EFORMAT, "too short");
-    write_file(p, "\x93NUMPY\x01", 7);
+    assert_int_equal(tfs_write_file(p, "\x93NUMPY\x01", 7), 0);
     expect_reject(p, SIM_EFORMAT, "too short");
-    write_file(p, "\x93NUMPY\x04\x00\x10\x00", 10);
+    assert_int_equal(tfs_write_file(p, "\x93NUMPY\x04\x00\x10\x00", 10), 0);
     expect_reject(p, SIM_EFORMAT, "version 4.0");
-    write_file(p, "\x93NUMPY\x01\x00\x10", 9);
+    assert_int_equal(tfs_write_file(p, "\x93NUMPY\x01\x00\x10", 9), 0);
     expect_reject(p, SIM_EFORMAT, "header length field");
     /* Header length 99999 in a 2.0 file much shorter than that. */
-    write_file(p, "\x93NUMPY\x02\x00\x9f\x86\x01\x00{}", 14);
+    assert_int_equal(tfs_write_file(p, "\x93NUMPY\x02\x00\x9f\x86\x01\x00{}", 14), 0);
     expect_reject(p, SIM_EFORMAT, "header length 99999 exceeds file");
-    write_file(p, "\x93NUMPY\x01\x00\xff\xff{}", 12);
+    assert_int_equal(tfs_write_file(p, "\x93NUMPY\x01\x00\xff\xff{}", 12), 0);
     expect_reject(p, SIM_EFORMAT, "header length 65535 exceeds file");
     /* A corrupt 4-byte length is refused from the file size, before any allocation. */
-    write_file(p, "\x93NUMPY\x02\x00\xff\xff\xff\xff{}", 14);
+    assert_int_equal(tfs_write_file(p, "\x93NUMPY\x02\x00\xff\xff\xff\xff{}", 14), 0);
     expect_reject(p, SIM_EFORMAT, "header length 4294967295 exceeds file");
 }
 

@@ -32,44 +32,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-/* A fresh empty temporary folder (caller removes it). */
-static void make_tmpdir(char *buf, size_t len)
-{
-    snprintf(buf, len, "%s/test_plot.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    assert_non_null(mkdtemp(buf));
-}
-
-/* Remove a temporary folder and the files in it. */
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
-/* Number of entries in a folder besides . and .. */
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-    closedir(d);
-    return n;
-}
-
 /* Pixels of exactly colour rgb in rows [y0, y1) and columns [x0, x1) of an RGBA image. */
 static int count_colour(const unsigned char *px, int w, int x0, int x1, int y0, int y1,
                         const unsigned char rgb[3])
@@ -104,14 +66,14 @@ static void test_png_roundtrip_and_atomic_write(void **state)
 {
     (void)state;
     char dir[512], path[600], err[PLOT_ERRLEN];
-    make_tmpdir(dir, sizeof dir);
+    assert_int_equal(tfs_mkdtemp(dir, sizeof dir, "test_plot"), 0);
     snprintf(path, sizeof path, "%s/img.png", dir);
     const int w = 37, h = 19;
     unsigned char *px = malloc((size_t)w * h * 4);
     for (int k = 0; k < w * h * 4; k++)
         px[k] = (unsigned char)((k * 7919) >> 3);
     assert_int_equal(plot_png_write(path, w, h, px, err), SIM_OK);
-    assert_int_equal(count_entries(dir), 1); /* no temporary left behind */
+    assert_int_equal(tfs_count_entries(dir), 1); /* no temporary left behind */
     int rw, rh;
     unsigned char *back;
     assert_int_equal(plot_png_read(path, &rw, &rh, &back, err), SIM_OK);
@@ -124,7 +86,7 @@ static void test_png_roundtrip_and_atomic_write(void **state)
     snprintf(bad, sizeof bad, "%s/no/such/dir/x.png", dir);
     assert_int_equal(plot_png_write(bad, w, h, px, err), SIM_EIO);
     assert_non_null(strstr(err, bad));
-    assert_int_equal(count_entries(dir), 1);
+    assert_int_equal(tfs_count_entries(dir), 1);
     assert_int_equal(plot_png_write(path, 0, h, px, err), SIM_EARG);
     /* Not a PNG. */
     FILE *f = fopen(path, "wb");
@@ -134,7 +96,7 @@ static void test_png_roundtrip_and_atomic_write(void **state)
     assert_null(back);
     assert_non_null(strstr(err, path));
     free(px);
-    remove_tree(dir);
+    tfs_remove_tree(dir);
 }
 
 /* Writing fails inside libpng (file size limit): the message names the PNG and the reason,
@@ -143,7 +105,7 @@ static void test_png_write_failure(void **state)
 {
     (void)state;
     char dir[512], path[600], err[PLOT_ERRLEN];
-    make_tmpdir(dir, sizeof dir);
+    assert_int_equal(tfs_mkdtemp(dir, sizeof dir, "test_plot"), 0);
     snprintf(path, sizeof path, "%s/img.png", dir);
     const int w = 256, h = 256;
     unsigned char *px = malloc((size_t)w * h * 4);
@@ -164,14 +126,14 @@ static void test_png_write_failure(void **state)
     assert_int_equal(st, SIM_EIO);
     if (!strstr(err, path) || !strstr(err, strerror(EFBIG)))
         fail_msg("message \"%s\" should name %s and the reason", err, path);
-    assert_int_equal(count_entries(dir), 1);
+    assert_int_equal(tfs_count_entries(dir), 1);
     int rw, rh;
     unsigned char *back;
     assert_int_equal(plot_png_read(path, &rw, &rh, &back, err), SIM_OK);
     assert_int_equal(rw, 8);
     free(back);
     free(px);
-    remove_tree(dir);
+    tfs_remove_tree(dir);
 }
 
 /* In the child of tfs_on_small_disk: a PNG that does not fit on the disk fails with a message
@@ -206,9 +168,9 @@ static void test_png_full_disk(void **state)
 {
     (void)state;
     char dir[512];
-    make_tmpdir(dir, sizeof dir);
+    assert_int_equal(tfs_mkdtemp(dir, sizeof dir, "test_plot"), 0);
     int rc = tfs_on_small_disk(dir, 64, png_on_full_disk, NULL);
-    remove_tree(dir);
+    tfs_remove_tree(dir);
     if (rc == TFS_NO_MOUNT)
         skip(); /* not allowed to mount here; test_png_write_failure covers EFBIG */
     assert_int_equal(rc, 0);
@@ -257,7 +219,7 @@ static void test_chart_one_point(void **state)
 {
     (void)state;
     char dir[512], path[600], err[PLOT_ERRLEN];
-    make_tmpdir(dir, sizeof dir);
+    assert_int_equal(tfs_mkdtemp(dir, sizeof dir, "test_plot"), 0);
     snprintf(path, sizeof path, "%s/one.png", dir);
     const double x[1] = {1}, ym[1] = {0.004}, yc[1] = {0.03};
     for (int log_y = 0; log_y < 2; log_y++) {
@@ -276,8 +238,8 @@ static void test_chart_one_point(void **state)
                      blue, DOT_PIXELS_MIN);
         free(px);
     }
-    assert_int_equal(count_entries(dir), 1);
-    remove_tree(dir);
+    assert_int_equal(tfs_count_entries(dir), 1);
+    tfs_remove_tree(dir);
 }
 
 /* A constant series (zero y range), a series of equal x, huge offsets whose tick step is
@@ -286,7 +248,7 @@ static void test_chart_degenerate_ranges(void **state)
 {
     (void)state;
     char dir[512], path[600], err[PLOT_ERRLEN];
-    make_tmpdir(dir, sizeof dir);
+    assert_int_equal(tfs_mkdtemp(dir, sizeof dir, "test_plot"), 0);
     snprintf(path, sizeof path, "%s/flat.png", dir);
     const double x[4] = {1, 2, 3, 4}, flat[4] = {0.5, 0.5, 0.5, 0.5};
     const double same_x[3] = {7, 7, 7}, y[3] = {1, 2, 3};
@@ -307,7 +269,7 @@ static void test_chart_degenerate_ranges(void **state)
             fail_msg("case %zu: only %d pixels of the series drawn", k, red);
         free(px);
     }
-    remove_tree(dir);
+    tfs_remove_tree(dir);
 }
 
 /* Nothing to plot, or no series: SIM_EARG naming the file, and no file written. */
@@ -315,7 +277,7 @@ static void test_chart_refuses(void **state)
 {
     (void)state;
     char dir[512], path[600], err[PLOT_ERRLEN];
-    make_tmpdir(dir, sizeof dir);
+    assert_int_equal(tfs_mkdtemp(dir, sizeof dir, "test_plot"), 0);
     snprintf(path, sizeof path, "%s/none.png", dir);
     const double x[2] = {1, 2}, nan2[2] = {NAN, INFINITY}, neg[2] = {-1, 0};
     struct plot_chart c = {.nseries = 1, .series = {{"s", x, nan2, 2, {0, 0, 0}}}};
@@ -337,8 +299,8 @@ static void test_chart_refuses(void **state)
     c.series[0].count = 2;
     c.series[0].x = NULL;
     assert_int_equal(plot_chart_png(path, &c, err), SIM_EARG);
-    assert_int_equal(count_entries(dir), 0);
-    remove_tree(dir);
+    assert_int_equal(tfs_count_entries(dir), 0);
+    tfs_remove_tree(dir);
 }
 
 int main(void)

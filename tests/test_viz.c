@@ -18,6 +18,7 @@
 #include "clofnet.h"
 #include "sim.h"
 #include "viz.h"
+#include "tfs.h"
 
 /* float matrix products of O(1) values: a few ulps of 1. */
 #define MAT_TOL 1e-5f
@@ -39,31 +40,6 @@
 #define TIME_TOL 1e-12
 
 /* ------------------------------------------------------------ helpers */
-
-/* A fresh empty temporary folder (caller removes it). */
-static void make_tmpdir(char *buf, size_t len)
-{
-    snprintf(buf, len, "%s/test_viz.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    assert_non_null(mkdtemp(buf));
-}
-
-/* Remove a temporary folder and the files in it. */
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char p[1024];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
 
 /* ------------------------------------------------------------ matrices and camera */
 
@@ -862,7 +838,7 @@ static void test_model_loading(void **state)
 {
     (void)state;
     char dir[512], path[600], err[VIZ_ERRLEN];
-    make_tmpdir(dir, sizeof dir);
+    assert_int_equal(tfs_mkdtemp(dir, sizeof dir, "test_viz"), 0);
     struct viz_model m;
     /* Missing file. */
     snprintf(path, sizeof path, "%s/missing.ckpt", dir);
@@ -909,7 +885,7 @@ static void test_model_loading(void **state)
     fclose(out);
     assert_int_equal(viz_model_open(&m, cut, err), VIZ_EMODEL);
     assert_non_null(strstr(err, cut));
-    remove_tree(dir);
+    tfs_remove_tree(dir);
 }
 
 int main(void)

@@ -22,6 +22,7 @@
 
 #include "plot.h"
 #include "viz.h"
+#include "tfs.h"
 
 /* Longest a single nbody-view run may take (the slowest, 2000 steps under ASan, takes ~10 s). */
 #define RUN_TIMEOUT_MS 120000
@@ -85,8 +86,7 @@ static char tmp_dir[512];
 static int start_xvfb(void **state)
 {
     (void)state;
-    snprintf(tmp_dir, sizeof tmp_dir, "%s/test_viz_view.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(tmp_dir)) {
+    if (tfs_mkdtemp(tmp_dir, sizeof tmp_dir, "test_viz_view") != 0) {
         fprintf(stderr, "cannot create a temporary folder: %s\n", strerror(errno));
         return -1;
     }
@@ -130,33 +130,11 @@ static int start_xvfb(void **state)
     return 0;
 }
 
-/* Remove a folder and everything in it. */
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-                continue;
-            char p[1024];
-            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-            struct stat st;
-            if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode))
-                remove_tree(p);
-            else
-                unlink(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 /* Remove the temporary files, then stop our Xvfb. */
 static int stop_xvfb(void **state)
 {
     (void)state;
-    remove_tree(tmp_dir);
+    tfs_remove_tree(tmp_dir);
     if (xvfb_pid > 0) {
         kill(xvfb_pid, SIGTERM);
         waitpid(xvfb_pid, NULL, 0);
@@ -172,16 +150,13 @@ struct run {
     char err[16384];
 };
 
-/* Read a whole (small) file into buf. */
+/* A whole (small) file into buf, cut to len - 1 bytes; "" if unreadable. */
 static void slurp(const char *path, char *buf, size_t len)
 {
-    buf[0] = '\0';
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return;
-    size_t n = fread(buf, 1, len - 1, f);
-    buf[n] = '\0';
-    fclose(f);
+    size_t n = 0;
+    unsigned char *b = tfs_slurp(path, &n);
+    snprintf(buf, len, "%s", b ? (const char *)b : "");
+    free(b);
 }
 
 /* Flags of run_view. */

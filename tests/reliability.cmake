@@ -7,3 +7,10 @@ if(TARGET model)
   add_dependencies(test_reliability nbody-gen nbody-train nbody-eval)
   set_tests_properties(test_reliability PROPERTIES TIMEOUT 900)
 endif()
+# The bad-input matrix: every program on every bad input ends clean (tests/bad_inputs.sh).
+if(TARGET nbody-eval)
+  add_test(NAME bad_input_matrix
+           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/bad_inputs.sh ${CMAKE_BINARY_DIR}
+                   ${CMAKE_SOURCE_DIR}/assets)
+  set_tests_properties(bad_input_matrix PROPERTIES TIMEOUT 600)
+endif()

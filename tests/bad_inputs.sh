@@ -127,7 +127,7 @@ NOSIDE=1 fresh qnan && poke "$T/qnan/charges_train$SUF" $((128 + 8 * 3)) "00 00 
 check nbody-train "NaN in charges (no sidecar)" "charges_train" $TR --data "$T/qnan"
 NOSIDE=1 fresh trunc && head -c 1000 "$T/good/vel_train$SUF" > "$T/trunc/vel_train$SUF"
 check nbody-train "truncated .npy" "truncated" $TR --data "$T/trunc"
-NOSIDE=1 fresh dtype && poke "$T/dtype/loc_valid$SUF" 21 "69 38"
+NOSIDE=1 fresh dtype && poke "$T/dtype/loc_valid$SUF" 22 "69"
 check nbody-train "int64 dtype" "dtype" $TR --data "$T/dtype"
 NOSIDE=1 fresh shape && cp "$T/good/loc_valid$SUF" "$T/shape/loc_train$SUF"
 check nbody-train "loc/vel shapes disagree" "does not match loc" $TR --data "$T/shape"

@@ -20,15 +20,14 @@ struct cn_ws {
     size_t bytes;
 };
 
-/* Allocate / free the typed part of a workspace (net_f.c, net_d.c). */
+/* Allocate the typed part of a workspace (net_f.c, net_d.c); cn_wsp_free_f/_d frees either
+ * architecture's. */
 int cn_wsp_alloc_f(struct cn_ws *ws);
 void cn_wsp_free_f(struct cn_ws *ws);
 int cn_wsp_alloc_d(struct cn_ws *ws);
 void cn_wsp_free_d(struct cn_ws *ws);
 int cn_egnn_wsp_alloc_f(struct cn_ws *ws);
-void cn_egnn_wsp_free_f(struct cn_ws *ws);
 int cn_egnn_wsp_alloc_d(struct cn_ws *ws);
-void cn_egnn_wsp_free_d(struct cn_ws *ws);
 
 /* printf into an error buffer; returns status so callers can `return cn_fail(...)`. */
 int cn_fail(char err[CN_ERRLEN], int status, const char *fmt, ...)

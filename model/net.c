@@ -352,16 +352,10 @@ void cn_ws_free(struct cn_ws *ws)
 {
     if (!ws)
         return;
-    if (ws->cfg.arch == CN_ARCH_EGNN) {
-        if (ws->precision == CN_F32)
-            cn_egnn_wsp_free_f(ws);
-        else
-            cn_egnn_wsp_free_d(ws);
-    } else if (ws->precision == CN_F32) {
+    if (ws->precision == CN_F32)
         cn_wsp_free_f(ws);
-    } else {
+    else
         cn_wsp_free_d(ws);
-    }
     free(ws->row);
     free(ws->col);
     free(ws);

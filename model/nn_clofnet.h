@@ -84,27 +84,10 @@ struct SUF(cn_wsp) {
     struct SUF(edge_scratch) es;
 };
 
-/* Carve count elements from a buffer (base NULL: only count). */
-static REAL *SUF(carve)(REAL *base, size_t *off, size_t count)
-{
-    REAL *p = base ? base + *off : NULL;
-    *off += cn_round16(count);
-    return p;
-}
-
-/* A SiLU activation of rows x cols. */
-static struct SUF(silu_act) SUF(carve_act)(REAL *base, size_t *off, size_t count)
-{
-    struct SUF(silu_act) a;
-    a.z = SUF(carve)(base, off, count);
-    a.s = SUF(carve)(base, off, count);
-    a.m = SUF(carve)(base, off, count);
-    return a;
-}
-
 /* Lay out (base NULL: size) every array of the workspace; returns the element count. */
-static size_t SUF(layout_ws)(struct SUF(cn_wsp) *w, REAL *base, const struct cn_ws *ws)
+static size_t SUF(layout_ws)(void *typed, REAL *base, const struct cn_ws *ws)
 {
+    struct SUF(cn_wsp) *w = typed;
     const struct cn_config *c = &ws->cfg;
     size_t G = (size_t)ws->max_graphs, n = (size_t)ws->n;
     size_t N = G * n, E = G * n * (n - 1), H = (size_t)c->hidden, H2 = H / 2;
@@ -172,30 +155,15 @@ static size_t SUF(layout_ws)(struct SUF(cn_wsp) *w, REAL *base, const struct cn_
 /* Allocate the typed buffers of ws (sizes already set). */
 int SUF(cn_wsp_alloc)(struct cn_ws *ws)
 {
-    struct SUF(cn_wsp) *w = calloc(1, sizeof *w);
-    if (!w)
-        return CN_ENOMEM;
-    size_t count = SUF(layout_ws)(w, NULL, ws);
-    void *mem = NULL;
-    if (posix_memalign(&mem, 64, count * sizeof(REAL)) != 0) {
-        free(w);
-        return CN_ENOMEM;
-    }
-    memset(mem, 0, count * sizeof(REAL));
-    SUF(layout_ws)(w, mem, ws);
-    w->buf = mem;
-    ws->typed = w;
-    ws->bytes += count * sizeof(REAL) + sizeof *w;
-    return CN_OK;
+    return SUF(typed_alloc)(ws, sizeof(struct SUF(cn_wsp)), SUF(layout_ws));
 }
 
-/* Free the typed buffers of ws. */
+/* Free what typed_alloc made (either architecture). */
 void SUF(cn_wsp_free)(struct cn_ws *ws)
 {
-    struct SUF(cn_wsp) *w = ws->typed;
-    if (w) {
-        free(w->buf);
-        free(w);
+    if (ws->typed) {
+        free(*(REAL **)ws->typed);
+        free(ws->typed);
     }
     ws->typed = NULL;
 }

@@ -62,8 +62,9 @@ struct SUF(egnn_wsp) {
 };
 
 /* Lay out (base NULL: size) every array of an EGNN workspace; returns the element count. */
-static size_t SUF(egnn_layout_ws)(struct SUF(egnn_wsp) *w, REAL *base, const struct cn_ws *ws)
+static size_t SUF(egnn_layout_ws)(void *typed, REAL *base, const struct cn_ws *ws)
 {
+    struct SUF(egnn_wsp) *w = typed;
     const struct cn_config *c = &ws->cfg;
     size_t G = (size_t)ws->max_graphs, n = (size_t)ws->n;
     size_t N = G * n, E = G * n * (n - 1), H = (size_t)c->hidden, EA = (size_t)cn_edge_in(c);
@@ -115,35 +116,10 @@ static size_t SUF(egnn_layout_ws)(struct SUF(egnn_wsp) *w, REAL *base, const str
     return off;
 }
 
-/* Allocate the typed buffers of an EGNN workspace (sizes already set). */
+/* Allocate the typed buffers of an EGNN workspace (sizes already set; freed by cn_wsp_free). */
 int SUF(cn_egnn_wsp_alloc)(struct cn_ws *ws)
 {
-    struct SUF(egnn_wsp) *w = calloc(1, sizeof *w);
-    if (!w)
-        return CN_ENOMEM;
-    size_t count = SUF(egnn_layout_ws)(w, NULL, ws);
-    void *mem = NULL;
-    if (posix_memalign(&mem, 64, count * sizeof(REAL)) != 0) {
-        free(w);
-        return CN_ENOMEM;
-    }
-    memset(mem, 0, count * sizeof(REAL));
-    SUF(egnn_layout_ws)(w, mem, ws);
-    w->buf = mem;
-    ws->typed = w;
-    ws->bytes += count * sizeof(REAL) + sizeof *w;
-    return CN_OK;
-}
-
-/* Free the typed buffers of an EGNN workspace. */
-void SUF(cn_egnn_wsp_free)(struct cn_ws *ws)
-{
-    struct SUF(egnn_wsp) *w = ws->typed;
-    if (w) {
-        free(w->buf);
-        free(w);
-    }
-    ws->typed = NULL;
+    return SUF(typed_alloc)(ws, sizeof(struct SUF(egnn_wsp)), SUF(egnn_layout_ws));
 }
 
 /* Layer l: radial geometry of X_l, m_ij, the coordinate message and velocity scaling into

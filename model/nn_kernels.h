@@ -187,3 +187,46 @@ static inline REAL SUF(clamp)(REAL t)
 {
     return t < -CN_CLAMP ? (REAL)-CN_CLAMP : t > CN_CLAMP ? (REAL)CN_CLAMP : t;
 }
+
+/* ------------------------------------------------------- workspaces */
+
+/* Carve count elements from a buffer (base NULL: only count). */
+static REAL *SUF(carve)(REAL *base, size_t *off, size_t count)
+{
+    REAL *p = base ? base + *off : NULL;
+    *off += cn_round16(count);
+    return p;
+}
+
+/* A SiLU activation of rows x cols. */
+static struct SUF(silu_act) SUF(carve_act)(REAL *base, size_t *off, size_t count)
+{
+    struct SUF(silu_act) a;
+    a.z = SUF(carve)(base, off, count);
+    a.s = SUF(carve)(base, off, count);
+    a.m = SUF(carve)(base, off, count);
+    return a;
+}
+
+/* Allocate ws->typed: a zeroed struct of struct_size bytes whose first member is REAL *buf,
+ * and one 64-byte-aligned zeroed buffer that layout (called with base NULL to size it, then to
+ * carve it) splits into the struct's arrays. */
+static int SUF(typed_alloc)(struct cn_ws *ws, size_t struct_size,
+                            size_t (*layout)(void *typed, REAL *base, const struct cn_ws *ws))
+{
+    void *w = calloc(1, struct_size);
+    if (!w)
+        return CN_ENOMEM;
+    size_t count = layout(w, NULL, ws);
+    void *mem = NULL;
+    if (posix_memalign(&mem, 64, count * sizeof(REAL)) != 0) {
+        free(w);
+        return CN_ENOMEM;
+    }
+    memset(mem, 0, count * sizeof(REAL));
+    layout(w, mem, ws);
+    *(REAL **)w = mem;
+    ws->typed = w;
+    ws->bytes += count * sizeof(REAL) + struct_size;
+    return CN_OK;
+}

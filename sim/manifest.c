@@ -519,8 +519,8 @@ const struct sim_manifest_file *sim_manifest_find(const struct sim_manifest *m, 
 
 /* --------------------------------------------------------------- writing */
 
-/* s as a JSON string literal. */
-static void json_string(FILE *f, const char *s)
+/* s as a JSON string literal (see sim.h). */
+void sim_json_string(FILE *f, const char *s)
 {
     fputc('"', f);
     for (; *s; s++) {
@@ -547,13 +547,13 @@ int sim_manifest_write(const char *dir, const struct sim_manifest *m, char err[S
         return st;
     FILE *f = a.f;
     fprintf(f, "{\n  \"format\": \"%s\",\n  \"generator\": ", SIM_MANIFEST_FORMAT);
-    json_string(f, m->generator);
+    sim_json_string(f, m->generator);
     fprintf(f, ",\n  \"run_id\": ");
-    json_string(f, m->run_id);
+    sim_json_string(f, m->run_id);
     fprintf(f, ",\n  \"sim\": ");
-    json_string(f, m->sim);
+    sim_json_string(f, m->sim);
     fprintf(f, ",\n  \"bodies\": %lld,\n  \"tag\": ", (long long)m->bodies);
-    json_string(f, m->tag);
+    sim_json_string(f, m->tag);
     fprintf(f, ",\n  \"seed\": %lld,\n  \"reference_seeds\": %s,\n  \"length\": %lld,\n"
                "  \"sample_freq\": %lld,\n  \"frames\": %lld,\n"
                "  \"counts\": {\"train\": %lld, \"valid\": %lld, \"test\": %lld},\n"
@@ -567,7 +567,7 @@ int sim_manifest_write(const char *dir, const struct sim_manifest *m, char err[S
         char hex[65];
         sim_sha256_hex(m->file[k].sha256, hex);
         fprintf(f, "%s\n    {\"name\": ", k ? "," : "");
-        json_string(f, m->file[k].name);
+        sim_json_string(f, m->file[k].name);
         fprintf(f, ", \"bytes\": %lld, \"sha256\": \"%s\"}", (long long)m->file[k].bytes, hex);
     }
     fprintf(f, "\n  ]\n}\n");

@@ -358,21 +358,6 @@ static void survey(const char *dir, char names[13][256], struct existing *x)
     closedir(d);
 }
 
-/* Print s as a JSON string literal. */
-static void json_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
 
 
 int main(int argc, char **argv)
@@ -536,7 +521,7 @@ int main(int argc, char **argv)
                sim_kind_name(o.kind), n, o.train, o.valid, o.test, frames, o.length, o.sample_freq,
                (unsigned)o.seed, o.reference ? "true" : "false", threads, secs, total / secs,
                man.run_id);
-        json_string(stdout, o.out);
+        sim_json_string(stdout, o.out);
         printf("}\n");
     } else {
         fprintf(stderr, "nbody-gen: %ld trajectories (%s, %d bodies, %d frames) in %.2f s, %.0f/s, "

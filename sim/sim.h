@@ -225,6 +225,10 @@ _Noreturn void sim_signals_exit(int sig);
 
 /* ------------------------------------------------------- small helpers */
 
+/* Write s to f as a JSON string literal: quotes and backslashes escaped, control characters as
+ * \u00XX. */
+void sim_json_string(FILE *f, const char *s);
+
 /* Command-line numbers, shared by every program. The whole string must be the number: no
  * leading or trailing space, no junk, not empty. Both are independent of LC_NUMERIC: the
  * programs never call setlocale, and sim_parse_double checks the text is a plain decimal

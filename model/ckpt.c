@@ -10,6 +10,9 @@
 #include "sim.h"
 
 #define HEADER_BYTES 96 /* magic 8, version 4, 10 int32, 3 double, 2 int64, blob length (pack_header) */
+/* Version 2 follows the header with the training data's record: has_data and data_count
+ * (uint32 each) and the split's SHA-256. Version 1 files have none and still load. */
+#define DATA_BYTES 40
 
 /* 1 on a little-endian host. */
 static int host_le(void)
@@ -162,8 +165,16 @@ int cn_ckpt_save(const char *path, const struct cn_state *s, const struct cn_met
     h.blob_len = (int64_t)blob_len;
     unsigned char hb[HEADER_BYTES];
     pack_header(hb, &h);
+    unsigned char db[DATA_BYTES];
+    put_u32(db, meta->has_data ? 1 : 0);
+    put_u32(db + 4, meta->has_data ? (uint32_t)meta->data_count : 0);
+    if (meta->has_data)
+        memcpy(db + 8, meta->data_sha256, 32);
+    else
+        memset(db + 8, 0, 32);
     uint32_t crc = 0;
-    int bad = put_bytes(f, hb, sizeof hb, &crc) || put_floats(f, s->param, s->n_params, &crc);
+    int bad = put_bytes(f, hb, sizeof hb, &crc) || put_bytes(f, db, sizeof db, &crc) ||
+              put_floats(f, s->param, s->n_params, &crc);
     if (!bad && with_optimizer)
         bad = put_floats(f, s->m, s->n_params, &crc) || put_floats(f, s->v, s->n_params, &crc);
     if (!bad && blob_len)
@@ -245,11 +256,12 @@ int cn_ckpt_load(const char *path, const struct cn_config *want, struct cn_state
     }
     struct header h;
     unpack_header(buf, &h);
-    if (h.version != CN_CKPT_VERSION) {
-        st = cn_fail(err, CN_EFORMAT, "%s: checkpoint version %u, this program reads version %d",
-                     path, h.version, CN_CKPT_VERSION);
+    if (h.version != 1 && h.version != CN_CKPT_VERSION) {
+        st = cn_fail(err, CN_EFORMAT, "%s: checkpoint version %u, this program reads versions "
+                     "1..%d", path, h.version, CN_CKPT_VERSION);
         goto done;
     }
+    const long data_bytes = h.version >= 2 ? DATA_BYTES : 0;
     struct cn_config c;
     memset(&c, 0, sizeof c);
     c.task = h.task;
@@ -311,7 +323,8 @@ int cn_ckpt_load(const char *path, const struct cn_config *want, struct cn_state
                      want->task, want->hidden, want->layers, want->node_in, want->has_field);
         goto done;
     }
-    long expect = HEADER_BYTES + 4 * (long)h.n_params * (h.with_opt ? 3 : 1) + h.blob_len + 4;
+    long expect = HEADER_BYTES + data_bytes + 4 * (long)h.n_params * (h.with_opt ? 3 : 1) +
+                  h.blob_len + 4;
     if (size < expect) {
         st = cn_fail(err, CN_EFORMAT, "%s: truncated checkpoint (%ld of %ld bytes)", path, size,
                      expect);
@@ -329,7 +342,20 @@ int cn_ckpt_load(const char *path, const struct cn_config *want, struct cn_state
         cn_fail(err, st, "%s: %s", path, cerr);
         goto done;
     }
-    const unsigned char *p = buf + HEADER_BYTES;
+    struct cn_meta dm = {0};
+    if (data_bytes) {
+        const unsigned char *q = buf + HEADER_BYTES;
+        dm.has_data = (int)get_u32(q);
+        dm.data_count = (int)get_u32(q + 4);
+        memcpy(dm.data_sha256, q + 8, 32);
+        if (get_u32(q) > 1 || get_u32(q + 4) > 100000000u) {
+            st = cn_fail(err, CN_EFORMAT, "%s: bad training data record (flag %u, %u "
+                         "trajectories)", path, get_u32(q), get_u32(q + 4));
+            cn_state_free(s);
+            goto done;
+        }
+    }
+    const unsigned char *p = buf + HEADER_BYTES + data_bytes;
     get_floats(p, s->param, s->n_params);
     p += 4 * s->n_params;
     if (h.with_opt) {
@@ -368,6 +394,9 @@ int cn_ckpt_load(const char *path, const struct cn_config *want, struct cn_state
         meta->sim_kind = h.sim_kind;
         meta->n_bodies = h.n_bodies;
         meta->horizon_steps = h.horizon;
+        meta->has_data = dm.has_data;
+        meta->data_count = dm.data_count;
+        memcpy(meta->data_sha256, dm.data_sha256, 32);
     }
     if (has_optimizer)
         *has_optimizer = h.with_opt;

@@ -210,6 +210,10 @@ struct cn_split {
     float *loc; /* [count][frames][n][3] */
     float *vel; /* [count][frames][n][3] */
     float *q;   /* [count][n] */
+    /* SHA-256 over the SHA-256s of the split's loc, vel, charges and edges files, in that
+     * order (with a dataset.json sidecar those are the sidecar's, checked): the split's
+     * identity, whatever folder or name it is under. */
+    unsigned char sha256[32];
 };
 
 /* A dataset directory: the 12 .npy files of SPEC §2 for one suffix. */
@@ -368,13 +372,17 @@ int cn_train_stored_opts(const char *out, struct cn_train_opts *o, char err[CN_E
 /* ---------------------------------------------------------- checkpoints */
 
 #define CN_CKPT_MAGIC "CLOFNET1" /* 8 bytes at the start of every checkpoint */
-#define CN_CKPT_VERSION 1
+#define CN_CKPT_VERSION 2 /* written; version 1 (no training-data record) is still read */
 
 /* What a checkpoint says about the model besides its parameters. */
 struct cn_meta {
     int sim_kind;      /* enum sim_kind of the training data */
     int n_bodies;      /* bodies per system of the training data */
     int horizon_steps; /* simulation steps per model step: 1000 for POSITION, 100 for STEP */
+    int has_data;      /* 1: data_sha256 names the training split (checkpoints since version 2
+                          written by the trainer); 0: unknown (older files, imported weights) */
+    int data_count;    /* training trajectories used (the first data_count of the split) */
+    unsigned char data_sha256[32]; /* cn_split.sha256 of the training split */
 };
 
 /* Save parameters (and, when with_optimizer, the AdamW moments and step) with the config
@@ -388,6 +396,23 @@ int cn_ckpt_save(const char *path, const struct cn_state *s, const struct cn_met
 int cn_ckpt_load(const char *path, const struct cn_config *want, struct cn_state *s,
                  struct cn_meta *meta, int *has_optimizer, void **blob, size_t *blob_len,
                  char err[CN_ERRLEN]);
+
+/* --------------------------------------------- PyTorch state_dict (.npz) */
+
+/* CN_OK when a config has a counterpart among the reference PyTorch modules (ClofNet_vel and
+ * EGNN_vel of mouthful/ClofNet: position task, node input |v_i|, no field), else CN_EARG
+ * saying why not. */
+int cn_torch_check(const struct cn_config *c, char err[CN_ERRLEN]);
+/* Write s's parameters as a NumPy .npz whose array names, shapes and order are the reference
+ * module's state_dict() (e.g. "gcl_0.edge_mlp.0.weight", float32; biases 1-D), so
+ * load_state_dict(strict=True) takes it. Stored entries as np.savez, or deflated with compress
+ * as np.savez_compressed. Atomic. CN_EARG when cn_torch_check refuses the config. */
+int cn_npz_export(const char *path, const struct cn_state *s, int compress, char err[CN_ERRLEN]);
+/* Read such a state_dict (np.savez or np.savez_compressed of {k: v.numpy()}) of architecture
+ * arch into a fresh state (cn_state_init'ed; width and depth from the shapes). Strict: every
+ * key with its shape, float32, no other key, finite values. CN_EFORMAT / CN_EDATA / CN_EIO
+ * with one message naming the problem. */
+int cn_npz_import(const char *path, int arch, struct cn_state *s, char err[CN_ERRLEN]);
 
 /* --------------------------------------- model API (viewer contract) */
 

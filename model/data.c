@@ -131,15 +131,15 @@ static int from_sim(int st)
     return st == SIM_EFORMAT ? CN_EFORMAT : st == SIM_ENOMEM ? CN_ENOMEM : CN_EIO;
 }
 
-/* Read one quantity of one split and check it is finite (and, with a sidecar, its digest). */
+/* Read one quantity of one split and check it is finite (and, with a sidecar, its digest);
+ * the file's SHA-256 into digest. */
 static int read_q(const char *dir, const char *qty, const char *split, const char *suffix,
                   const struct sim_manifest *man, struct sim_npy *a, char *path, size_t plen,
-                  char err[CN_ERRLEN])
+                  unsigned char digest[32], char err[CN_ERRLEN])
 {
     snprintf(path, plen, "%s/%s_%s%s.npy", dir, qty, split, suffix);
     char serr[SIM_ERRLEN];
-    unsigned char digest[32];
-    int st = sim_npy_read_hashed(path, a, man ? digest : NULL, serr);
+    int st = sim_npy_read_hashed(path, a, digest, serr);
     if (st != SIM_OK)
         return cn_fail(err, from_sim(st), "%s", serr);
     if (man && (st = check_digest(man, path, digest, -1, err)) != CN_OK) {
@@ -239,12 +239,13 @@ static int load_split(const char *dir, const char *split, const char *suffix, in
 {
     struct sim_npy loc = {0}, vel = {0}, chg = {0}, edg = {0};
     char p[4][1200];
+    unsigned char dg[4][32];
     int st;
     memset(sp, 0, sizeof *sp);
-    if ((st = read_q(dir, "loc", split, suffix, man, &loc, p[0], sizeof p[0], err)) ||
-        (st = read_q(dir, "vel", split, suffix, man, &vel, p[1], sizeof p[1], err)) ||
-        (st = read_q(dir, "charges", split, suffix, man, &chg, p[2], sizeof p[2], err)) ||
-        (st = read_q(dir, "edges", split, suffix, man, &edg, p[3], sizeof p[3], err)))
+    if ((st = read_q(dir, "loc", split, suffix, man, &loc, p[0], sizeof p[0], dg[0], err)) ||
+        (st = read_q(dir, "vel", split, suffix, man, &vel, p[1], sizeof p[1], dg[1], err)) ||
+        (st = read_q(dir, "charges", split, suffix, man, &chg, p[2], sizeof p[2], dg[2], err)) ||
+        (st = read_q(dir, "edges", split, suffix, man, &edg, p[3], sizeof p[3], dg[3], err)))
         goto done;
     if ((st = check_split_shapes(&loc, &vel, &chg, &edg, p, n, 1, err)) != CN_OK)
         goto done;
@@ -268,6 +269,10 @@ static int load_split(const char *dir, const char *split, const char *suffix, in
     sp->count = count;
     sp->frames = F;
     sp->n = n;
+    struct sim_sha256 h;
+    sim_sha256_init(&h);
+    sim_sha256_update(&h, dg, sizeof dg);
+    sim_sha256_final(&h, sp->sha256);
     sp->loc = malloc((size_t)count * per * sizeof(float));
     sp->vel = malloc((size_t)count * per * sizeof(float));
     sp->q = malloc((size_t)count * n * sizeof(float));

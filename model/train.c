@@ -620,8 +620,13 @@ int cn_train(const struct cn_train_opts *o_in, const struct cn_data *d, const ch
     const struct cn_train_opts *o = &r.o;
     const int task = o->task, n = d->n, B = o->batch;
     const int step_size = o->lr_step > 0 ? o->lr_step : (o->epochs / 8 > 0 ? o->epochs / 8 : 1);
-    struct cn_meta meta = {d->kind, n, task == CN_TASK_STEP ? o->traj_step
-                                                            : o->traj_step * (CN_FRAME_OUT - CN_FRAME_IN)};
+    struct cn_meta meta = {.sim_kind = d->kind, .n_bodies = n,
+                           .horizon_steps = task == CN_TASK_STEP
+                                                ? o->traj_step
+                                                : o->traj_step * (CN_FRAME_OUT - CN_FRAME_IN)};
+    meta.has_data = 1; /* the training split's identity, for nbody-eval */
+    meta.data_count = d->train.count;
+    memcpy(meta.data_sha256, d->train.sha256, sizeof meta.data_sha256);
     struct cn_adamw aw;
     cn_adamw_default(&aw);
     aw.weight_decay = o->weight_decay;

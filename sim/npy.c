@@ -389,25 +389,35 @@ int sim_npy_read(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
     return sim_npy_read_hashed(path, out, NULL, err);
 }
 
-static int read_impl(const char *path, struct sim_npy *out, unsigned char sha256[32],
-                     int header_only, char err[SIM_ERRLEN]);
+static int read_impl(const char *path, const void *mem, size_t mem_len, struct sim_npy *out,
+                     unsigned char sha256[32], int header_only, char err[SIM_ERRLEN]);
 
 /* Read a .npy file and digest its bytes; see sim.h. */
 int sim_npy_read_hashed(const char *path, struct sim_npy *out, unsigned char sha256[32],
                         char err[SIM_ERRLEN])
 {
-    return read_impl(path, out, sha256, 0, err);
+    return read_impl(path, NULL, 0, out, sha256, 0, err);
 }
 
 /* Read a .npy file's header and check its size; see sim.h. */
 int sim_npy_read_header(const char *path, struct sim_npy *out, char err[SIM_ERRLEN])
 {
-    return read_impl(path, out, NULL, 1, err);
+    return read_impl(path, NULL, 0, out, NULL, 1, err);
 }
 
-/* The reader: the whole file, or (header_only) the header and the file's size against it. */
-static int read_impl(const char *path, struct sim_npy *out, unsigned char sha256[32],
-                     int header_only, char err[SIM_ERRLEN])
+/* Parse a .npy image held in memory; see sim.h. */
+int sim_npy_parse(const void *buf, size_t len, const char *name, struct sim_npy *out,
+                  char err[SIM_ERRLEN])
+{
+    if (!buf && len > 0)
+        return sim_fail_path(err, SIM_EARG, name, "no buffer given");
+    return read_impl(name ? name : "(memory)", buf, len, out, NULL, 0, err);
+}
+
+/* The reader: the whole file, or (header_only) the header and the file's size against it. With
+ * mem, the "file" is the mem_len bytes at mem (read through fmemopen) and path only names it. */
+static int read_impl(const char *path, const void *mem, size_t mem_len, struct sim_npy *out,
+                     unsigned char sha256[32], int header_only, char err[SIM_ERRLEN])
 {
     struct sim_sha256 hash, *hc = sha256 ? &hash : NULL;
     if (hc)
@@ -420,7 +430,10 @@ static int read_impl(const char *path, struct sim_npy *out, unsigned char sha256
     if (!path)
         return sim_fail_path(err, SIM_EARG, path, "no path given");
 
-    FILE *f = fopen(path, "rb");
+    /* fmemopen refuses an empty buffer: an empty image is the empty file it stands for. */
+    static const char empty[1] = {0};
+    FILE *f = mem ? fmemopen((void *)(mem_len ? mem : empty), mem_len ? mem_len : 1, "rb")
+                  : fopen(path, "rb");
     if (!f)
         return sim_fail_path(err, SIM_EIO, path, "cannot open: %s", strerror(errno));
 
@@ -429,9 +442,14 @@ static int read_impl(const char *path, struct sim_npy *out, unsigned char sha256
     float *fbuf = NULL;
     double *data = NULL;
     struct stat sb;
-    /* Sizes are checked against the file before allocating, when it is a regular file. */
-    int regular = fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode);
-    uint64_t fsize = regular ? (uint64_t)sb.st_size : 0;
+    /* Sizes are checked against the file before allocating, when it is a regular file (or
+     * memory, whose size is known). */
+    int regular = mem || (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode));
+    uint64_t fsize = mem ? (uint64_t)mem_len : regular ? (uint64_t)sb.st_size : 0;
+    if (mem && mem_len == 0) {
+        st = sim_fail_path(err, SIM_EFORMAT, path, "file too short (0 bytes) for a .npy preamble");
+        goto done;
+    }
 
     unsigned char pre[12];
     size_t got = read_bytes(f, pre, 8, &rerr, hc);
@@ -668,6 +686,18 @@ static size_t build_header(char *buf, size_t cap, int dtype, int ndim, const int
     memset(buf + pre + k, ' ', pad);
     buf[total - 1] = '\n';
     return total;
+}
+
+/* The header numpy.save writes; see sim.h. */
+size_t sim_npy_header(char *buf, size_t cap, int dtype, int ndim, const int64_t *shape)
+{
+    if ((dtype != SIM_NPY_F8 && dtype != SIM_NPY_F4) || ndim < 0 || ndim > SIM_NPY_MAXDIM ||
+        (ndim > 0 && !shape))
+        return 0;
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 0)
+            return 0;
+    return build_header(buf, cap, dtype, ndim, shape);
 }
 
 /* Write a .npy file atomically; see sim.h. */

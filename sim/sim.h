@@ -171,6 +171,13 @@ void sim_npy_free(struct sim_npy *a);
  * so the path never holds a partial file. */
 int sim_npy_write(const char *path, int dtype, int ndim, const int64_t *shape,
                   const double *data, char err[SIM_ERRLEN]);
+/* sim_npy_read of a .npy image held in memory (len bytes at buf, e.g. one entry of a .npz),
+ * with every check sim_npy_read makes; name stands for the file in messages. */
+int sim_npy_parse(const void *buf, size_t len, const char *name, struct sim_npy *out,
+                  char err[SIM_ERRLEN]);
+/* The header numpy.save writes for an array (magic, version, dict padded to 64 bytes) into
+ * buf: its length, or 0 when it needs more than cap bytes or the arguments are invalid. */
+size_t sim_npy_header(char *buf, size_t cap, int dtype, int ndim, const int64_t *shape);
 
 /* ------------------------------------------------------ atomic files */
 

@@ -1524,7 +1524,7 @@ static void test_checkpoint(void **state)
         s.v[k] = 0.002f * (float)k;
     }
     s.step = 1234;
-    struct cn_meta meta = {SIM_CHARGED, 5, 1000};
+    struct cn_meta meta = {.sim_kind = SIM_CHARGED, .n_bodies = 5, .horizon_steps = 1000};
     const char blob[] = "resume record";
     assert_int_equal(cn_ckpt_save(path, &s, &meta, 1, blob, sizeof blob, err), CN_OK);
     assert_int_equal(dir_entries(dir), 1); /* no temporary left */

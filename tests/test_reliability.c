@@ -132,7 +132,7 @@ static void write_ckpt(const char *path, int opt)
         s.v[k] = 1e-6f * (float)(k % 5);
     }
     s.step = 12;
-    const struct cn_meta meta = {SIM_CHARGED, 5, 100};
+    const struct cn_meta meta = {.sim_kind = SIM_CHARGED, .n_bodies = 5, .horizon_steps = 100};
     if (cn_ckpt_save(path, &s, &meta, opt, NULL, 0, err) != CN_OK)
         fail_msg("%s", err);
     cn_state_free(&s);

@@ -829,7 +829,8 @@ static void save_model(const char *path, int task, int kind)
     char err[CN_ERRLEN];
     assert_int_equal(cn_state_init(&s, &c, err), CN_OK);
     cn_param_init(&c, s.param, 1);
-    struct cn_meta meta = {kind, 5, task == CN_TASK_STEP ? 100 : 1000};
+    struct cn_meta meta = {.sim_kind = kind, .n_bodies = 5,
+                          .horizon_steps = task == CN_TASK_STEP ? 100 : 1000};
     assert_int_equal(cn_ckpt_save(path, &s, &meta, 0, NULL, 0, err), CN_OK);
     cn_state_free(&s);
 }

@@ -25,6 +25,11 @@ static void usage(FILE *f)
             "  --max-samples N  step task: pairs evaluated, spread over the split, 0 = all [0]\n"
             "  --threads N      threads [1]\n"
             "  --json           one line of JSON: {\"mse\": ..., ...}\n"
+            "  --predictions F.npy  position task: write the predicted frame-40 positions of\n"
+            "                   every trajectory, float64 [N, 3, n] like loc (for comparing\n"
+            "                   with another implementation, e.g. scripts/check-torch.py)\n"
+            "The evaluated split is compared with the data the model was trained on (recorded\n"
+            "in checkpoints since version 2): when they are the same, a note says so.\n"
             "\n"
             "Rollout mode (step models): run the learned integrator free, fed only its own\n"
             "predictions, and compare with the ground truth and with x + v t:\n"
@@ -54,6 +59,55 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The predicted frame-40 positions of every trajectory of sp as path, [count, 3, n] float64
+ * axis-major like the dataset's loc; 0 or 1 with a message printed. */
+static int write_predictions(struct cn_trainer *t, const struct cn_state *s,
+                             const struct cn_split *sp, const char *path)
+{
+    const int n = sp->n, B = 128;
+    const size_t nb = (size_t)n * 3;
+    long idx[128];
+    float *x = malloc(B * nb * sizeof *x), *v = malloc(B * nb * sizeof *v),
+          *q = malloc((size_t)B * n * sizeof *q), *xo = malloc(B * nb * sizeof *xo);
+    double *out = malloc((size_t)sp->count * nb * sizeof *out);
+    int rc = 1;
+    if (!x || !v || !q || !xo || !out) {
+        fprintf(stderr, "nbody-eval: out of memory for the predictions\n");
+        goto done;
+    }
+    for (long t0 = 0; t0 < sp->count; t0 += B) {
+        int g = sp->count - t0 < B ? (int)(sp->count - t0) : B;
+        for (int k = 0; k < g; k++)
+            idx[k] = t0 + k;
+        cn_gather(sp, CN_TASK_POSITION, idx, g, x, v, q, NULL, NULL);
+        int st = cn_trainer_predict(t, s->param, g, x, v, q, NULL, NULL, NULL, xo, NULL, NULL);
+        if (st != CN_OK) {
+            fprintf(stderr, "nbody-eval: prediction failed: %s\n", cn_strerror(st));
+            goto done;
+        }
+        for (int k = 0; k < g; k++) {
+            double *dst = out + (size_t)(t0 + k) * nb;
+            for (int i = 0; i < n; i++)
+                for (int c = 0; c < 3; c++)
+                    dst[(size_t)c * n + i] = xo[(size_t)k * nb + 3 * i + c];
+        }
+    }
+    const int64_t shape[3] = {sp->count, 3, n};
+    char serr[SIM_ERRLEN];
+    if (sim_npy_write(path, SIM_NPY_F8, 3, shape, out, serr) != SIM_OK) {
+        fprintf(stderr, "nbody-eval: %s\n", serr);
+        goto done;
+    }
+    rc = 0;
+done:
+    free(x);
+    free(v);
+    free(q);
+    free(xo);
+    free(out);
+    return rc;
+}
+
 /* Ctrl-C, kill or hang-up: end now. The signal thread runs this only between the files the
  * rollout writes (sim_signals_hold), so no temporary of them is left. */
 static void on_signal(int sig, void *user)
@@ -74,13 +128,14 @@ int main(int argc, char **argv)
     int json = 0, threads = 1;
     long max_samples = 0, max_traj = 0;
     int rollout = 0, start = 0;
-    const char *plot = "rollout";
+    const char *plot = "rollout", *predictions = NULL;
     static const struct option lo[] = {
         {"rollout", required_argument, 0, 'R'}, {"start", required_argument, 0, 'S'},
         {"max-traj", required_argument, 0, 'T'}, {"plot", required_argument, 0, 'P'},
         {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
         {"split", required_argument, 0, 's'}, {"json", no_argument, 0, 'J'},
         {"threads", required_argument, 0, 'j'}, {"max-samples", required_argument, 0, 'n'},
+        {"predictions", required_argument, 0, 'p'},
         {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -95,6 +150,7 @@ int main(int argc, char **argv)
         case 'S': start = (int)parse_int("start", optarg, 0, 100000); break;
         case 'T': max_traj = parse_int("max-traj", optarg, 0, 1L << 40); break;
         case 'P': plot = optarg; break;
+        case 'p': predictions = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -113,6 +169,10 @@ int main(int argc, char **argv)
                                               : 0;
     if (!which) {
         fprintf(stderr, "nbody-eval: --split '%s' must be test, valid or train\n", split);
+        return 2;
+    }
+    if (rollout && predictions) {
+        fprintf(stderr, "nbody-eval: --predictions is for the position task, not --rollout\n");
         return 2;
     }
     if (rollout) {
@@ -161,6 +221,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "nbody-eval: out of memory\n");
         goto done;
     }
+    if (predictions && s->cfg.task != CN_TASK_POSITION) {
+        fprintf(stderr, "nbody-eval: --predictions needs a position model; %s is a step model\n",
+                model);
+        goto done;
+    }
+    /* the split is the training data when its files are (checkpoints since version 2) */
+    const int trained_on = meta->has_data && memcmp(meta->data_sha256, sp->sha256, 32) == 0;
+    if (trained_on)
+        fprintf(stderr, "nbody-eval: note: the %s split of %s is the data this model was trained "
+                "on (its first %d trajectories): this MSE is a training error, not a test error\n",
+                split, data, meta->data_count);
+    if (predictions && write_predictions(t, s, sp, predictions) != 0)
+        goto done;
     long cnt = 0;
     int est = cn_eval_split(t, s->param, &s->cfg, sp, max_samples, mse, &cnt);
     if (est != CN_OK) {
@@ -184,9 +257,11 @@ int main(int argc, char **argv)
     if (json)
         printf("{\"mse\": %.9g, \"std\": %.9g, \"stderr\": %.9g, \"median\": %.9g, \"p90\": %.9g, "
                "\"max\": %.9g, \"samples\": %ld, \"split\": \"%s\", \"task\": \"%s\", "
-               "\"dataset\": \"%s\", \"n_params\": %ld, \"arch\": \"%s\"}\n",
+               "\"dataset\": \"%s\", \"n_params\": %ld, \"arch\": \"%s\", "
+               "\"training_data\": %s}\n",
                mean, sd, se, med, p90, mse[cnt - 1], cnt, split, task, d.suffix, s->n_params,
-               cn_arch_name(s->cfg.arch));
+               cn_arch_name(s->cfg.arch),
+               trained_on ? "true" : meta->has_data ? "false" : "null");
     else
         printf("%s MSE %.6f over %ld samples (%s task): std %.6f, standard error %.6f, median "
                "%.6f, 90%% %.6f, max %.6f\n",

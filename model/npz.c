@@ -248,7 +248,7 @@ static int extract(const unsigned char *b, const struct zentry *e, const char *p
         /* one more byte of room tells "more than declared" from "exactly" */
         unsigned char extra;
         int more = 0;
-        if (zr == Z_BUF_ERROR && zs.avail_out == 0) {
+        if ((zr == Z_BUF_ERROR || zr == Z_OK) && zs.avail_out == 0) {
             zs.next_out = &extra;
             zs.avail_out = 1;
             zr = inflate(&zs, Z_FINISH);

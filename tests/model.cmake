@@ -10,3 +10,9 @@ add_dependencies(test_rollout nbody-eval nbody-gen)
 # Each block of model/nn_*.h alone against finite differences (the blocks' double build).
 add_cmocka_test(test_blocks model)
 target_include_directories(test_blocks PRIVATE ${CMAKE_SOURCE_DIR}/model)
+# PyTorch state_dict archives (.npz) both ways, the zip reader's bounds, checkpoints' training-data
+# record, nbody-export / nbody-import and nbody-eval's training-data note.
+add_cmocka_test(test_npz model)
+target_include_directories(test_npz PRIVATE ${CMAKE_SOURCE_DIR}/model)
+target_compile_definitions(test_npz PRIVATE ASSETS_DIR="${CMAKE_SOURCE_DIR}/assets")
+add_dependencies(test_npz nbody-export nbody-import nbody-eval nbody-train nbody-gen)

@@ -43,7 +43,7 @@
 #define OFF_WITH_OPT 44
 #define OFF_N_PARAMS 76
 #define OFF_STEP 84
-#define OFF_ARRAYS 96
+#define OFF_ARRAYS 136 /* version 2: the 96-byte header, then the 40-byte training-data record */
 
 static char g_dir[256];
 

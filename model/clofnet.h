@@ -279,6 +279,34 @@ int cn_trainer_threads(const struct cn_trainer *t);
 int cn_trainer_grad(struct cn_trainer *t, struct cn_state *s, int graphs, const float *x,
                     const float *v, const float *q, const float *field, const float *x_target,
                     const float *v_target, double *loss);
+/* Data-parallel ranks (an MPI job) behind plain function pointers, so that this library needs
+ * no MPI: the program that joined the job fills it in (nbody-train with sim/sim_mpi.h). With a
+ * communicator of R ranks, a batch's S shares are dealt out in contiguous blocks, rank r
+ * computing shares [S r / R, S (r+1) / R) on its threads; each rank sends every share's
+ * gradient, cut into R parameter slices, to the slice's owner (alltoallv), the owner sums its
+ * slice over the shares in share order exactly as one process does, and the slices are
+ * gathered everywhere (allgatherv). So a batch gives the same bits on any mix of ranks and
+ * threads, and each rank moves about (its shares + 1) x 4 bytes a parameter per batch. */
+struct cn_comm {
+    int rank, size; /* this rank and how many; size 1 needs no function below */
+    void *ctx;      /* the functions' first argument */
+    /* Collective: every rank passes its status; 0 when all passed 0, else the status to stop
+     * with (the rank's own when non-zero, else another rank's, CN_EIO if that was 0). */
+    int (*agree)(void *ctx, int status);
+    /* MPI_Alltoallv of floats, counts and displacements in floats; 0 or non-zero on failure. */
+    int (*alltoallv)(void *ctx, const float *send, const int *send_counts,
+                     const int *send_displs, float *recv, const int *recv_counts,
+                     const int *recv_displs);
+    /* MPI_Allgatherv of bytes; send may be recv + recv_displs[rank] (in place). */
+    int (*allgatherv)(void *ctx, const void *send, int send_bytes, void *recv,
+                      const int *recv_bytes, const int *recv_displs);
+};
+
+/* Make t's batch calls (grad, predict and so cn_eval_split) collective over comm, which must
+ * outlive t; NULL or size 1: one process. Every rank then calls them with the same arguments.
+ * CN_EARG with a message when the buffers exceed an MPI count, CN_ENOMEM. */
+int cn_trainer_set_comm(struct cn_trainer *t, const struct cn_comm *comm, char err[CN_ERRLEN]);
+
 /* Forward only: predictions and, if not NULL, the per-sample MSE (positions; STEP: positions
  * + velocities) in sample_mse[graphs]. x_out / v_out may be NULL. Returns a status. */
 int cn_trainer_predict(struct cn_trainer *t, const float *param, int graphs, const float *x,
@@ -365,6 +393,16 @@ struct cn_train_result {
 int cn_train(const struct cn_train_opts *o, const struct cn_data *d, const char *out, int resume,
              volatile sig_atomic_t *interrupt, cn_progress_fn progress, void *user,
              struct cn_train_result *res, char err[CN_ERRLEN]);
+
+/* cn_train as one rank of comm (NULL: one process, which is cn_train): every rank loads the
+ * same data and state and runs the same steps (see struct cn_comm), rank 0 alone writes the
+ * files and removes stale temporaries; the ranks agree before every batch, so an interrupt or
+ * an error on one of them (including one that left early, through its program's agreement)
+ * stops all at the same batch. The files are the same bytes as one process writes. */
+int cn_train_dist(const struct cn_train_opts *o, const struct cn_data *d, const char *out,
+                  int resume, volatile sig_atomic_t *interrupt, cn_progress_fn progress,
+                  void *user, struct cn_train_result *res, const struct cn_comm *comm,
+                  char err[CN_ERRLEN]);
 
 /* The options stored in {out}.state (what a resume of `out` will use), into o. */
 int cn_train_stored_opts(const char *out, struct cn_train_opts *o, char err[CN_ERRLEN]);

@@ -14,8 +14,12 @@
 
 #include "clofnet.h"
 #include "sim.h"
+#include "sim_mpi.h"
 
 static volatile sig_atomic_t g_interrupt;
+/* This process's place in an MPI job (rank 0 of 1 without mpirun), and a bad option seen. */
+static struct sim_mpi g_mpi;
+static int g_bad_option;
 
 /* Ctrl-C, kill or hang-up (on the signal thread of sim_signals_start): stop at the next batch,
  * keeping the last completed epoch; the files being written are finished, never cut. */
@@ -51,7 +55,9 @@ static void usage(FILE *f)
             "  --lr-step N          StepLR period in epochs, 0 = epochs/8 [0]\n"
             "  --val-every N        validate and test every N epochs [%d]\n"
             "  --seed N             initialisation and shuffling seed [%u]\n"
-            "  --threads N          threads splitting each batch, 0 = min(2, cores) [0]\n"
+            "  --threads N          threads splitting each batch, 0 = min(2, cores) [0]; under\n"
+            "                       mpirun, per rank: the batch's shares are split over ranks\n"
+            "                       and threads, and the result is the same bits\n"
             "  --hidden N           hidden width [%d]\n"
             "  --layers N           message-passing layers [%d]\n"
             "  --pairs-per-epoch N  step task: training pairs drawn per epoch, 0 = all [%ld]\n"
@@ -70,26 +76,37 @@ static void usage(FILE *f)
             o.hidden, o.layers, o.pairs_per_epoch, o.eval_pairs);
 }
 
-/* Parse an integer option in [lo, hi] or exit. */
+/* Parse an integer option in [lo, hi], or print the problem and set g_bad_option (not exit:
+ * under mpirun every rank must reach its agreement). */
 static long parse_int(const char *name, const char *s, long lo, long hi)
 {
     long v;
     if (sim_parse_long(s, lo, hi, &v) != SIM_OK) {
         fprintf(stderr, "nbody-train: --%s '%s' must be an integer in %ld..%ld\n", name, s, lo, hi);
-        exit(2);
+        g_bad_option = 1;
+        return lo;
     }
     return v;
 }
 
-/* Parse a finite number option or exit. */
+/* Parse a finite number option, or print the problem and set g_bad_option. */
 static double parse_real(const char *name, const char *s)
 {
     double v;
     if (sim_parse_double(s, &v) != SIM_OK) {
         fprintf(stderr, "nbody-train: --%s '%s' is not a number\n", name, s);
-        exit(2);
+        g_bad_option = 1;
+        return 0;
     }
     return v;
+}
+
+/* The trainer's communicator over the MPI job (struct cn_comm): status agreement in the
+ * library's terms, CN_EIO for another rank's status 0 (it left without failing). */
+static int comm_agree(void *ctx, int status)
+{
+    int st = sim_mpi_agree(ctx, status);
+    return st == 0 ? CN_OK : status ? status : st > 0 && st <= CN_EINTR ? st : CN_EIO;
 }
 
 struct progress_ctx {
@@ -111,14 +128,28 @@ static void progress(void *user, const struct cn_epoch_record *r, int epochs, do
     fflush(stdout);
 }
 
-/* Parse options, load the dataset, train, report. */
+static int run(int argc, char **argv);
+
+/* Join the MPI job if started by mpirun, run, leave the job with one verdict. */
 int main(int argc, char **argv)
 {
-    /* before any thread exists (OpenMP, BLAS), so that every thread has the signals blocked */
+    /* before any thread exists (OpenMP, BLAS, MPI), so that every thread has the signals
+     * blocked */
     if (sim_signals_start(on_signal, NULL) != SIM_OK) {
         fprintf(stderr, "nbody-train: cannot set up the signal handling thread\n");
         return 1;
     }
+    char merr[SIM_ERRLEN];
+    if (sim_mpi_init(&g_mpi, &argc, &argv, merr) != SIM_OK) {
+        fprintf(stderr, "nbody-train: %s\n", merr);
+        return 2;
+    }
+    return sim_mpi_finish(&g_mpi, run(argc, argv));
+}
+
+/* Parse options, load the dataset, train, report. */
+static int run(int argc, char **argv)
+{
     struct cn_train_opts o;
     cn_train_opts_default(&o);
     const char *data = NULL, *out = NULL;
@@ -141,7 +172,7 @@ int main(int argc, char **argv)
         {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+    while (!g_bad_option && (c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
         case 'd': data = optarg; break;
         case 'o': out = optarg; break;
@@ -189,6 +220,8 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
+    if (g_bad_option)
+        return 2;
     if (optind < argc) {
         fprintf(stderr, "nbody-train: unexpected argument '%s'\n", argv[optind]);
         return 2;
@@ -201,8 +234,24 @@ int main(int argc, char **argv)
         fprintf(stderr, "nbody-train: --hidden %d must be even\n", o.hidden);
         return 2;
     }
-    /* fail before loading data when the output cannot be written */
+    /* the ranks of a job must run one training: the same options but --threads */
     {
+        char canon[12288] = "";
+        int len = snprintf(canon, sizeof canon, "%s\n%s\n%d", data, out, resume);
+        for (int k = 1; k < argc && len < (int)sizeof canon; k++)
+            if (strncmp(argv[k], "--threads", 9) != 0 && strncmp(argv[k - 1], "--threads", 10) != 0)
+                len += snprintf(canon + len, sizeof canon - (size_t)len, "\n%s", argv[k]);
+        if ((c = sim_mpi_agree(&g_mpi, 0)))
+            return c;
+        int differs = sim_mpi_differs(&g_mpi, canon, sizeof canon);
+        if (differs)
+            fprintf(stderr, "nbody-train: rank %d was given other options than rank 0 (only "
+                    "--threads may differ between ranks)\n", g_mpi.rank);
+        if ((c = sim_mpi_agree(&g_mpi, differs ? 2 : 0)))
+            return c;
+    }
+    /* fail before loading data when the output cannot be written (rank 0 writes it) */
+    if (g_mpi.rank == 0) {
         char probe[4200];
         snprintf(probe, sizeof probe, "%s.tmp.%ld", out, (long)getpid());
         int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0644);
@@ -213,6 +262,8 @@ int main(int argc, char **argv)
         close(fd);
         unlink(probe);
     }
+    if ((c = sim_mpi_agree(&g_mpi, 0)))
+        return c;
 
     char err[CN_ERRLEN];
     if (resume) {
@@ -267,14 +318,18 @@ int main(int argc, char **argv)
     }
 
     struct cn_train_result res;
-    st = cn_train(&o, &d, out, resume, &g_interrupt, progress, &pc, &res, err);
+    const struct cn_comm comm = {g_mpi.rank, g_mpi.size, &g_mpi, comm_agree, sim_mpi_alltoallv,
+                                 sim_mpi_allgatherv};
+    st = cn_train_dist(&o, &d, out, resume, &g_interrupt, progress, &pc, &res, &comm, err);
     cn_data_free(&d);
     if (st == CN_EINTR) {
-        fprintf(stderr, "nbody-train: %s; continue with --resume\n", err);
+        if (sim_mpi_reports(&g_mpi))
+            fprintf(stderr, "nbody-train: %s; continue with --resume\n", err);
         return 130;
     }
     if (st) {
-        fprintf(stderr, "nbody-train: %s\n", err);
+        if (sim_mpi_reports(&g_mpi))
+            fprintf(stderr, "nbody-train: %s\n", err);
         return 1;
     }
     struct rusage ru;

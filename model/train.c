@@ -524,10 +524,22 @@ int cn_train_stored_opts(const char *out, struct cn_train_opts *o, char err[CN_E
 /* ---------------------------------------------------------------- loop */
 
 /* Train (see clofnet.h). */
-int cn_train(const struct cn_train_opts *o_in, const struct cn_data *d, const char *out,
-             int resume, volatile sig_atomic_t *interrupt, cn_progress_fn progress, void *user,
+int cn_train(const struct cn_train_opts *o, const struct cn_data *d, const char *out, int resume,
+             volatile sig_atomic_t *interrupt, cn_progress_fn progress, void *user,
              struct cn_train_result *res, char err[CN_ERRLEN])
 {
+    return cn_train_dist(o, d, out, resume, interrupt, progress, user, res, NULL, err);
+}
+
+/* Train as one rank of comm (see clofnet.h). */
+int cn_train_dist(const struct cn_train_opts *o_in, const struct cn_data *d, const char *out,
+                  int resume, volatile sig_atomic_t *interrupt, cn_progress_fn progress,
+                  void *user, struct cn_train_result *res, const struct cn_comm *comm,
+                  char err[CN_ERRLEN])
+{
+    if (comm && comm->size <= 1)
+        comm = NULL;
+    const int root = !comm || comm->rank == 0; /* the rank that writes files */
     char state_path[4096], csv_path[4096];
     if (snprintf(state_path, sizeof state_path, "%s.state", out) >= (int)sizeof state_path ||
         snprintf(csv_path, sizeof csv_path, "%s.csv", out) >= (int)sizeof csv_path)
@@ -543,7 +555,8 @@ int cn_train(const struct cn_train_opts *o_in, const struct cn_data *d, const ch
     struct cn_config cfg;
     int st;
 
-    remove_stale_tmp(out);
+    if (root)
+        remove_stale_tmp(out); /* another rank's, on another machine, could be in use */
     if (resume) {
         void *blob = NULL;
         size_t blen = 0;
@@ -631,7 +644,8 @@ int cn_train(const struct cn_train_opts *o_in, const struct cn_data *d, const ch
     cn_adamw_default(&aw);
     aw.weight_decay = o->weight_decay;
     aw.threads = o->threads;
-    if ((st = cn_trainer_create(&cfg, B, n, o->threads, &tr, err)))
+    if ((st = cn_trainer_create(&cfg, B, n, o->threads, &tr, err)) ||
+        (st = cn_trainer_set_comm(tr, comm, err)))
         goto done;
     const long n_train = cn_task_samples(&d->train, task);
     long per_epoch = n_train;
@@ -673,7 +687,14 @@ int cn_train(const struct cn_train_opts *o_in, const struct cn_data *d, const ch
         }
         double loss_sum = 0;
         for (int b = 0; b < n_batches; b++) {
-            if (interrupt && *interrupt) {
+            int stop = interrupt && *interrupt ? CN_EINTR : CN_OK;
+            /* the ranks agree here: any rank's interrupt or failure stops all at this batch */
+            if (comm && (stop = comm->agree(comm->ctx, stop)) && stop != CN_EINTR) {
+                st = cn_fail(err, stop, "stopped at epoch %d batch %d: another rank failed",
+                             epoch, b);
+                goto done;
+            }
+            if (stop) {
                 st = cn_fail(err, CN_EINTR, "interrupted during epoch %d; %s holds epoch %d",
                              epoch, state_path, epoch - 1);
                 goto done;
@@ -739,17 +760,18 @@ int cn_train(const struct cn_train_opts *o_in, const struct cn_data *d, const ch
         h.seconds = now_s() - t0;
         r.hist[r.hist_len++] = h;
         r.next_epoch = epoch + 1;
-        if (improved && (st = cn_ckpt_save(out, &model, &meta, 0, NULL, 0, err)))
+        if (root && improved && (st = cn_ckpt_save(out, &model, &meta, 0, NULL, 0, err)))
             goto done;
         struct wbuf wb = {0};
-        if ((st = record_pack(&r, &wb))) {
+        if (root && (st = record_pack(&r, &wb))) {
             free(wb.p);
             cn_fail(err, st, "out of memory");
             goto done;
         }
-        st = cn_ckpt_save(state_path, &s, &meta, 1, wb.p, wb.len, err);
+        if (root)
+            st = cn_ckpt_save(state_path, &s, &meta, 1, wb.p, wb.len, err);
         free(wb.p);
-        if (st || (st = write_csv(csv_path, &r, err)))
+        if (st || (root && (st = write_csv(csv_path, &r, err))))
             goto done;
         ran++;
         if (progress)

@@ -1,5 +1,7 @@
 /* trainer.c: one batch cut into fixed shares of CN_SHARE_GRAPHS graphs, computed by however
- * many OpenMP threads are granted and reduced in share order; prediction and evaluation. */
+ * many OpenMP threads (and ranks of a cn_comm) there are and reduced in share order;
+ * prediction and evaluation. */
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,11 @@ struct cn_trainer {
     /* scratch of cn_eval_split */
     float *bx, *bv, *bq, *bxt, *bvt;
     long *idx;
+    /* with a communicator of several ranks (cn_trainer_set_comm) */
+    const struct cn_comm *comm;
+    int *cnt;               /* [4][size]: counts and displacements of one collective */
+    float *sbuf, *rbuf;     /* [max_shares * n_params]: share gradient slices out and in */
+    double *pk;             /* [max_shares][3]: squared errors of x, of v, and status */
 };
 
 /* Shares of a batch. */
@@ -111,7 +118,72 @@ void cn_trainer_free(struct cn_trainer *t)
     free(t->bvt);
     free(t->bq);
     free(t->idx);
+    free(t->cnt);
+    free(t->sbuf);
+    free(t->rbuf);
+    free(t->pk);
     free(t);
+}
+
+/* Make the batch calls collective (see clofnet.h). */
+int cn_trainer_set_comm(struct cn_trainer *t, const struct cn_comm *comm, char err[CN_ERRLEN])
+{
+    t->comm = NULL;
+    if (!comm || comm->size <= 1)
+        return CN_OK;
+    if (comm->rank < 0 || comm->rank >= comm->size || !comm->agree || !comm->alltoallv ||
+        !comm->allgatherv)
+        return cn_fail(err, CN_EARG, "communicator of rank %d of %d is incomplete", comm->rank,
+                       comm->size);
+    /* every count and displacement of the collectives is an int */
+    const double floats = (double)t->max_shares * (double)t->n_params,
+                 bytes = (double)t->max_graphs * t->n * 3 * sizeof(float);
+    if (floats > INT_MAX || bytes > INT_MAX || (double)t->n_params * sizeof(float) > INT_MAX)
+        return cn_fail(err, CN_EARG, "a batch of %d graphs of %d bodies with %ld parameters is "
+                       "too large for one MPI count", t->max_graphs, t->n, t->n_params);
+    free(t->cnt);
+    free(t->sbuf);
+    free(t->rbuf);
+    free(t->pk);
+    t->cnt = malloc(4 * (size_t)comm->size * sizeof *t->cnt);
+    t->sbuf = malloc((size_t)floats * sizeof(float));
+    t->rbuf = malloc((size_t)floats * sizeof(float));
+    t->pk = malloc(3 * (size_t)t->max_shares * sizeof *t->pk);
+    if (!t->cnt || !t->sbuf || !t->rbuf || !t->pk)
+        return cn_fail(err, CN_ENOMEM, "out of memory for the buffers of %d ranks", comm->size);
+    t->comm = comm;
+    return CN_OK;
+}
+
+/* Shares [*k0, *k1) of a batch of S that rank r of R computes. */
+static void rank_shares(int S, int r, int R, int *k0, int *k1)
+{
+    *k0 = (int)((long)S * r / R);
+    *k1 = (int)((long)S * (r + 1) / R);
+}
+
+/* Parameters [*p0, *p1) whose sum over the shares rank r of R makes. */
+static void rank_slice(long P, int r, int R, long *p0, long *p1)
+{
+    *p0 = (long)((double)P * r / R);
+    *p1 = r + 1 == R ? P : (long)((double)P * (r + 1) / R);
+}
+
+/* Per rank q, the bytes (or elements) of a block of items [a, b) of each rank's shares
+ * [a, b) given as unit * (item count) and their displacement unit * (first item), where an
+ * item range of shares is items(share) = min(share * per, total). */
+static void share_counts(const struct cn_trainer *t, int S, long per, long total, long unit,
+                         int *counts, int *displs)
+{
+    const int R = t->comm->size;
+    for (int q = 0; q < R; q++) {
+        int a, b;
+        rank_shares(S, q, R, &a, &b);
+        long ia = (long)a * per < total ? (long)a * per : total;
+        long ib = (long)b * per < total ? (long)b * per : total;
+        counts[q] = (int)((ib - ia) * unit);
+        displs[q] = (int)(ia * unit);
+    }
 }
 
 /* Threads a trainer asks for. */
@@ -165,6 +237,10 @@ static int check_batch(const struct cn_trainer *t, int graphs)
     return graphs >= 1 && graphs <= t->max_graphs ? CN_OK : CN_EARG;
 }
 
+static int grad_comm(struct cn_trainer *t, struct cn_state *s, int graphs, const float *x,
+                     const float *v, const float *q, const float *field, const float *x_target,
+                     const float *v_target, double *loss);
+
 /* Loss and gradient of one batch (see clofnet.h). */
 int cn_trainer_grad(struct cn_trainer *t, struct cn_state *s, int graphs, const float *x,
                     const float *v, const float *q, const float *field, const float *x_target,
@@ -172,6 +248,8 @@ int cn_trainer_grad(struct cn_trainer *t, struct cn_state *s, int graphs, const 
 {
     if (check_batch(t, graphs) || s->n_params != t->n_params || !loss)
         return CN_EARG;
+    if (t->comm)
+        return grad_comm(t, s, graphs, x, v, q, field, x_target, v_target, loss);
     const int S = cn_shares(graphs), T = t->threads < S ? t->threads : S;
     const double count = (double)graphs * t->n * 3;
     const long P = t->n_params, blocks = (P + REDUCE_BLOCK - 1) / REDUCE_BLOCK;
@@ -210,6 +288,96 @@ int cn_trainer_grad(struct cn_trainer *t, struct cn_state *s, int graphs, const 
     return CN_OK;
 }
 
+/* cn_trainer_grad over the ranks of t->comm (see struct cn_comm in clofnet.h): this rank's
+ * shares on its threads, each parameter slice summed over all shares in share order by its
+ * owner, the slices and the shares' errors and statuses gathered on every rank. */
+static int grad_comm(struct cn_trainer *t, struct cn_state *s, int graphs, const float *x,
+                     const float *v, const float *q, const float *field, const float *x_target,
+                     const float *v_target, double *loss)
+{
+    const struct cn_comm *c = t->comm;
+    const int R = c->size, me = c->rank, S = cn_shares(graphs);
+    int k0, k1;
+    rank_shares(S, me, R, &k0, &k1);
+    const int T = t->threads < k1 - k0 ? t->threads : k1 - k0;
+    const double count = (double)graphs * t->n * 3;
+    const long P = t->n_params;
+    const size_t stride = t->gstride;
+    float *restrict gs = t->gshare;
+    if (T > 0) {
+#pragma omp parallel num_threads(T)
+        {
+            struct cn_ws *ws = t->ws[omp_get_thread_num()];
+#pragma omp for schedule(dynamic, 1)
+            for (int k = k0; k < k1; k++)
+                t->status[k] = share_grad(t, ws, s, graphs, k, x, v, q, field, x_target,
+                                          v_target, count, gs + (size_t)k * stride,
+                                          t->part + 2 * k);
+        }
+    }
+    /* out: for each owner, its slice of every share of this rank, in share order */
+    int *sc = t->cnt, *sd = sc + R, *rc = sd + R, *rd = rc + R;
+    long off = 0;
+    for (int o = 0; o < R; o++) {
+        long p0, p1;
+        rank_slice(P, o, R, &p0, &p1);
+        sd[o] = (int)off;
+        for (int k = k0; k < k1; k++, off += p1 - p0)
+            memcpy(t->sbuf + off, gs + (size_t)k * stride + p0, (size_t)(p1 - p0) * sizeof(float));
+        sc[o] = (int)(off - sd[o]);
+    }
+    for (int k = k0; k < k1; k++)
+        memset(gs + (size_t)k * stride, 0, (size_t)P * sizeof(float)); /* zero for the next call */
+    long q0, q1;
+    rank_slice(P, me, R, &q0, &q1);
+    const long len = q1 - q0;
+    /* in: this rank's slice of all S shares, share after share (ranks hold ascending shares) */
+    share_counts(t, S, 1, S, len, rc, rd);
+    if (c->alltoallv(c->ctx, t->sbuf, sc, sd, t->rbuf, rc, rd))
+        return CN_EIO;
+    /* the slice summed in share order, element by element, as one process sums it */
+    float *restrict g = s->grad + q0;
+    const float *restrict rb = t->rbuf;
+    const long blocks = (len + REDUCE_BLOCK - 1) / REDUCE_BLOCK;
+    const int TR = t->threads < blocks ? t->threads : (int)(blocks > 0 ? blocks : 1);
+#pragma omp parallel for schedule(static) num_threads(TR)
+    for (long b = 0; b < blocks; b++) {
+        const long j0 = b * REDUCE_BLOCK, j1 = j0 + REDUCE_BLOCK < len ? j0 + REDUCE_BLOCK : len;
+        memcpy(g + j0, rb + j0, (size_t)(j1 - j0) * sizeof(float));
+        for (int k = 1; k < S; k++) {
+            const float *gk = rb + (size_t)k * len;
+            for (long j = j0; j < j1; j++)
+                g[j] += gk[j];
+        }
+    }
+    for (int o = 0; o < R; o++) {
+        long p0, p1;
+        rank_slice(P, o, R, &p0, &p1);
+        rc[o] = (int)((p1 - p0) * (long)sizeof(float));
+        rd[o] = (int)(p0 * (long)sizeof(float));
+    }
+    if (c->allgatherv(c->ctx, g, (int)(len * (long)sizeof(float)), s->grad, rc, rd))
+        return CN_EIO;
+    /* every share's squared errors and status, on every rank */
+    for (int k = k0; k < k1; k++) {
+        t->pk[3 * k] = t->part[2 * k];
+        t->pk[3 * k + 1] = t->part[2 * k + 1];
+        t->pk[3 * k + 2] = t->status[k];
+    }
+    share_counts(t, S, 1, S, 3 * (long)sizeof(double), rc, rd);
+    if (c->allgatherv(c->ctx, t->pk + 3 * k0, rc[me], t->pk, rc, rd))
+        return CN_EIO;
+    double sx = 0, sv = 0;
+    for (int k = 0; k < S; k++) {
+        if (t->pk[3 * k + 2] != 0)
+            return (int)t->pk[3 * k + 2];
+        sx += t->pk[3 * k];
+        sv += t->pk[3 * k + 1];
+    }
+    *loss = (sx + sv) / count;
+    return CN_OK;
+}
+
 /* Forward only, with per-sample errors (see clofnet.h). */
 int cn_trainer_predict(struct cn_trainer *t, const float *param, int graphs, const float *x,
                        const float *v, const float *q, const float *field,
@@ -218,14 +386,18 @@ int cn_trainer_predict(struct cn_trainer *t, const float *param, int graphs, con
 {
     if (check_batch(t, graphs) || !param)
         return CN_EARG;
-    const int n = t->n, step = t->cfg.task == CN_TASK_STEP;
-    const int S = cn_shares(graphs), T = t->threads < S ? t->threads : S;
+    const int n = t->n, step = t->cfg.task == CN_TASK_STEP, S = cn_shares(graphs);
+    /* the shares of this rank (all of them without a communicator) */
+    int k0 = 0, k1 = S;
+    if (t->comm)
+        rank_shares(S, t->comm->rank, t->comm->size, &k0, &k1);
+    const int T = t->threads < k1 - k0 ? t->threads : k1 - k0;
     const size_t nb1 = (size_t)n * 3;
-#pragma omp parallel num_threads(T)
+#pragma omp parallel num_threads(T > 0 ? T : 1) if (T > 0)
     {
         struct cn_ws *ws = t->ws[omp_get_thread_num()];
 #pragma omp for schedule(dynamic, 1)
-        for (int k = 0; k < S; k++) {
+        for (int k = k0; k < k1; k++) {
             int first, cnt;
             share_range(graphs, k, &first, &cnt);
             const size_t o = (size_t)first * nb1;
@@ -239,6 +411,25 @@ int cn_trainer_predict(struct cn_trainer *t, const float *param, int graphs, con
                     sample_mse[g] = e;
                 }
         }
+    }
+    if (t->comm) {
+        /* every share's status, errors and predictions (those asked for) on every rank */
+        const struct cn_comm *c = t->comm;
+        int *rc = t->cnt, *rd = rc + c->size, me = c->rank;
+        const long G = CN_SHARE_GRAPHS;
+        share_counts(t, S, 1, S, sizeof(int), rc, rd);
+        int bad = c->allgatherv(c->ctx, t->status + k0, rc[me], t->status, rc, rd);
+        if (!bad && sample_mse && x_target) {
+            share_counts(t, S, G, graphs, sizeof(double), rc, rd);
+            bad = c->allgatherv(c->ctx, (char *)sample_mse + rd[me], rc[me], sample_mse, rc, rd);
+        }
+        share_counts(t, S, G, graphs, (long)(nb1 * sizeof(float)), rc, rd);
+        if (!bad && x_out)
+            bad = c->allgatherv(c->ctx, (char *)t->xo + rd[me], rc[me], t->xo, rc, rd);
+        if (!bad && v_out && step)
+            bad = c->allgatherv(c->ctx, (char *)t->vo + rd[me], rc[me], t->vo, rc, rd);
+        if (bad)
+            return CN_EIO;
     }
     for (int k = 0; k < S; k++)
         if (t->status[k])

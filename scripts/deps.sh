@@ -5,9 +5,12 @@
 set -e
 # clang, libclang-rt-14-dev (libFuzzer and the sanitizers) and libomp-14-dev: the fuzzing
 # harnesses of tests/fuzz/, which are skipped with a message when they are missing.
+# openmpi-bin and libopenmpi-dev: nbody-gen and nbody-train under mpirun, and their tests
+# (tests/mpi.cmake); without them both build single-process and those tests are not registered.
 PKGS="build-essential cmake pkg-config libcmocka-dev libopenblas-dev \
 libsdl2-dev libgl-dev libegl-dev libpng-dev zlib1g-dev xvfb xauth mesa-utils libgl1-mesa-dri \
-clang libclang-rt-14-dev libomp-14-dev"
+clang libclang-rt-14-dev libomp-14-dev \
+openmpi-bin libopenmpi-dev"
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 missing=""

@@ -1,6 +1,7 @@
 /* nbody_gen.c: the dataset generator program. Writes the 12 .npy files of a
  * charged-particle benchmark (loc, vel, edges, charges x train, valid, test). */
 #include "sim.h"
+#include "sim_mpi.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -35,6 +36,8 @@ static const char usage[] =
     "                      generator does (repeats possible); default: the same\n"
     "                      stream with repeats skipped, so no trajectory appears twice\n"
     "  --threads K         worker threads (default: all cores); output is identical\n"
+    "                      (under mpirun: per rank; each rank computes a contiguous share\n"
+    "                      of every split and rank 0 writes the files, the same bytes)\n"
     "  --force             replace an existing dataset\n"
     "  --json              print a one-line JSON summary on stdout\n"
     "  --help              this text\n";
@@ -360,14 +363,43 @@ static void survey(const char *dir, char names[13][256], struct existing *x)
 
 
 
+/* This process's place in an MPI job: rank 0 of 1 without mpirun. */
+static struct sim_mpi mpi;
+
+static int run(int argc, char **argv);
+
+/* Join the MPI job if started by mpirun, run, leave the job with one verdict. */
 int main(int argc, char **argv)
 {
     /* first, before OpenMP makes its threads: every thread then has the signals blocked */
     if (sim_signals_start(on_signal, NULL) != SIM_OK)
         return fail("cannot set up the signal handling thread%s%s", "", "");
+    char merr[SIM_ERRLEN];
+    if (sim_mpi_init(&mpi, &argc, &argv, merr) != SIM_OK)
+        return fail("%s%s", merr, "");
+    return sim_mpi_finish(&mpi, run(argc, argv));
+}
+
+/* Generate: every rank its share of each split, rank 0 the files. */
+static int run(int argc, char **argv)
+{
     struct options o;
     int rc = parse_args(argc, argv, &o);
     if (rc)
+        return rc;
+    /* the ranks of a job make one dataset: the same options, but --threads and --json */
+    char canon[8400] = "";
+    snprintf(canon, sizeof canon, "%d %d %d %d %d %d %ld %ld %ld %u %s/%s", o.kind, o.bodies,
+             o.length, o.sample_freq, o.reference, o.force, o.train, o.valid, o.test,
+             (unsigned)o.seed, o.tag, o.out);
+    if ((rc = sim_mpi_agree(&mpi, 0)))
+        return rc;
+    if (sim_mpi_differs(&mpi, canon, sizeof canon)) {
+        fprintf(stderr, "nbody-gen: rank %d was given other options than rank 0 (only --threads "
+                "and --json may differ between ranks)\n", mpi.rank);
+        rc = 2;
+    }
+    if ((rc = sim_mpi_agree(&mpi, rc)))
         return rc;
     long counts[3] = {o.valid, o.test, o.train};
     long total = o.valid + o.test + o.train;
@@ -385,7 +417,7 @@ int main(int argc, char **argv)
     char err[8400] = ""; /* room for two paths; >= SIM_ERRLEN */
     folder.stage = fault;
     folder.no_exchange = getenv("NBODY_GEN_NO_EXCHANGE") != NULL; /* test hook */
-    int st = sim_folder_lock(&folder, o.out, err);
+    int st = mpi.rank == 0 ? sim_folder_lock(&folder, o.out, err) : SIM_OK; /* rank 0 writes */
     if (st != SIM_OK) {
         if (st == SIM_EIO)
             return fail("cannot write to output directory: %s%s", err, "");
@@ -409,6 +441,10 @@ int main(int argc, char **argv)
             sim_folder_unlock(&folder);
             return fail(why, what, "");
         }
+    }
+    if ((rc = sim_mpi_agree(&mpi, 0))) {
+        sim_folder_unlock(&folder);
+        return rc;
     }
 
     struct sim_manifest man;
@@ -437,29 +473,39 @@ int main(int argc, char **argv)
         sim_folder_unlock(&folder);
         return fail("cannot derive %s per-trajectory seeds%s", "the", "");
     }
-    rc = sim_folder_begin(&folder, err) != SIM_OK;
+    rc = mpi.rank == 0 && sim_folder_begin(&folder, err) != SIM_OK;
     struct progress prog = {.tty = isatty(2), .start = now()};
     long offset = 0;
     for (int s = 0; s < 3 && !rc; s++) {
-        long c = counts[s];
+        long c = counts[s], lo, hi; /* this rank computes [lo, hi); rank 0 holds all c */
+        sim_mpi_range(c, mpi.rank, mpi.size, &lo, &hi);
         struct split_bytes b;
-        split_bytes(c, frames, n, &b); /* cannot overflow: check_sizes passed */
+        split_bytes(mpi.rank == 0 ? c : hi - lo, frames, n, &b); /* check_sizes passed */
         double *loc = malloc(b.lv), *vel = malloc(b.lv);
         double *edges = malloc(b.edges), *charges = malloc(b.charges);
         prog.split = splits[s];
         if (!loc || !vel || !edges || !charges) {
             snprintf(err, sizeof err, "out of memory for %ld trajectories of %d bodies", c, n);
             rc = 1;
-        } else if (sim_generate(o.kind, n, o.length, o.sample_freq, c, seeds + offset, threads, loc,
-                                vel, edges, charges, show_progress, &prog) != SIM_OK) {
+        } else if (sim_generate(o.kind, n, o.length, o.sample_freq, hi - lo, seeds + offset + lo,
+                                threads, loc, vel, edges, charges, show_progress,
+                                &prog) != SIM_OK) {
             snprintf(err, sizeof err, "simulation failed");
             rc = 1;
+        }
+        /* every rank's share onto rank 0, once all of them have theirs */
+        if ((rc = sim_mpi_agree(&mpi, rc)) == 0) {
+            const size_t units[4] = {(size_t)frames * 3 * n, (size_t)frames * 3 * n,
+                                     (size_t)n * n, (size_t)n};
+            double *const arrays[4] = {loc, vel, edges, charges};
+            for (int qn = 0; qn < 4 && !rc; qn++)
+                rc = sim_mpi_gather(&mpi, arrays[qn], arrays[qn], c, units[qn], err) != SIM_OK;
         }
         int64_t shape_lv[4] = {c, frames, 3, n}, shape_e[3] = {c, n, n}, shape_c[3] = {c, n, 1};
         const double *data[4] = {loc, vel, edges, charges};
         const int64_t *shapes[4] = {shape_lv, shape_lv, shape_e, shape_c};
         const int ndims[4] = {4, 4, 3, 3};
-        for (int qn = 0; qn < 4 && !rc; qn++) {
+        for (int qn = 0; qn < 4 && !rc && mpi.rank == 0; qn++) {
             const int k = 4 * s + qn;
             struct sim_manifest_file *mf = &man.file[man.nfiles];
             char path[4800];
@@ -495,20 +541,21 @@ int main(int argc, char **argv)
     free(seeds);
     if (prog.tty)
         fprintf(stderr, "\r\033[K");
-    if (!rc) {
+    if (!rc && mpi.rank == 0) {
         sim_signals_hold();
         rc = sim_manifest_write(folder.tmp, &man, err) != SIM_OK;
         sim_signals_release();
         if (!rc)
             fault(NULL, "manifest");
     }
-    if (!rc)
+    if (!rc && mpi.rank == 0)
         rc = sim_folder_publish(&folder, err) != SIM_OK;
     if (rc) {
         sim_signals_hold();
         sim_folder_abort(&folder);
         sim_signals_release();
-        fprintf(stderr, "nbody-gen: %s\n", err);
+        if (sim_mpi_reports(&mpi)) /* not when another rank failed: it says why */
+            fprintf(stderr, "nbody-gen: %s\n", err);
         return 1;
     }
     sim_folder_unlock(&folder);

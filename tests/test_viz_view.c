@@ -253,7 +253,7 @@ static void count_colors(const unsigned char *px, int w, int h, int x0, int x1, 
 static int count_half_diff(const unsigned char *px, int w, int h)
 {
     struct viz_layout l;
-    viz_layout_compute(&l, w, h, w, h);
+    viz_layout_compute(&l, w, h, w, h, 2, 0);
     int diff = 0;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < l.view[0].w; x++) {
@@ -284,7 +284,7 @@ static unsigned char *load_shot(const char *path)
 static void assert_both_colors_each_half(const unsigned char *px)
 {
     struct viz_layout l;
-    viz_layout_compute(&l, SHOT_W, SHOT_H, SHOT_W, SHOT_H);
+    viz_layout_compute(&l, SHOT_W, SHOT_H, SHOT_W, SHOT_H, 2, 0);
     for (int side = 0; side < 2; side++) {
         int pos, neg;
         count_colors(px, SHOT_W, SHOT_H, l.view[side].x, l.view[side].x + l.view[side].w, &pos, &neg);
@@ -334,7 +334,7 @@ static void test_full_ui_screenshot(void **state)
     unsigned char *px = load_shot(shot);
     /* The white heading is drawn in the top-left corner of each half. */
     struct viz_layout l;
-    viz_layout_compute(&l, SHOT_W, SHOT_H, SHOT_W, SHOT_H);
+    viz_layout_compute(&l, SHOT_W, SHOT_H, SHOT_W, SHOT_H, 2, 1);
     for (int side = 0; side < 2; side++) {
         int white = 0;
         for (int y = 0; y < 30; y++)

@@ -46,7 +46,8 @@ void viz_hud_compose(struct viz_hud *h, const struct viz_app *a, int follow)
     h->follow = follow;
     snprintf(h->title[0], VIZ_HUD_LEN, "GROUND TRUTH");
     if (a->data)
-        snprintf(h->sub[0], VIZ_HUD_LEN, "dataset %s #%d, from frame %d", a->data->split, a->traj, a->start_frame);
+        snprintf(h->sub[0], VIZ_HUD_LEN, "%s #%d/%d, frame %d", a->data->split, a->traj,
+                 a->data->count, a->start_frame);
     else
         snprintf(h->sub[0], VIZ_HUD_LEN, "simulator, kick-drift, dt %g", SIM_DT);
     for (int k = 0; k < a->learned; k++) {
@@ -54,17 +55,17 @@ void viz_hud_compose(struct viz_hud *h, const struct viz_app *a, int follow)
         char *title = h->title[k + 1], *sub = h->sub[k + 1], *e = h->error[k + 1];
         snprintf(title, VIZ_HUD_LEN, "%s", p->name);
         if (p->position) {
-            snprintf(sub, VIZ_HUD_LEN, "position model, frame %d -> %d", VIZ_POS_FRAME_IN, VIZ_POS_FRAME_OUT);
+            snprintf(sub, VIZ_HUD_LEN, "predicts frame %d at %d", VIZ_POS_FRAME_OUT, VIZ_POS_FRAME_IN);
             double t_in = VIZ_FRAME_STEPS * (VIZ_POS_FRAME_IN + 1) * SIM_DT;
             double t_out = VIZ_FRAME_STEPS * (VIZ_POS_FRAME_OUT + 1) * SIM_DT;
             if (!p->ok)
                 snprintf(e, VIZ_HUD_LEN, "prediction failed");
             else if (!p->predicted && a->start_step > VIZ_FRAME_STEPS * (VIZ_POS_FRAME_IN + 1))
-                snprintf(e, VIZ_HUD_LEN, "started after frame %d: no prediction", VIZ_POS_FRAME_IN);
+                snprintf(e, VIZ_HUD_LEN, "no prediction: start > %d", VIZ_POS_FRAME_IN);
             else if (!p->predicted)
-                snprintf(e, VIZ_HUD_LEN, "predicts at frame %d (t %.1f)", VIZ_POS_FRAME_IN, t_in);
+                snprintf(e, VIZ_HUD_LEN, "waiting for frame %d (t %.1f)", VIZ_POS_FRAME_IN, t_in);
             else if (p->mse_step < VIZ_FRAME_STEPS * (VIZ_POS_FRAME_OUT + 1))
-                snprintf(e, VIZ_HUD_LEN, "rings: frame %d as predicted (t %.1f)", VIZ_POS_FRAME_OUT, t_out);
+                snprintf(e, VIZ_HUD_LEN, "rings: frame %d (t %.1f)", VIZ_POS_FRAME_OUT, t_out);
             else
                 snprintf(e, VIZ_HUD_LEN, "frame-%d MSE %.3e", VIZ_POS_FRAME_OUT, p->mse);
         } else {
@@ -76,20 +77,19 @@ void viz_hud_compose(struct viz_hud *h, const struct viz_app *a, int follow)
         }
     }
     if (a->data)
-        snprintf(h->info[0], VIZ_HUD_LEN, "%s (%s)  |  %d bodies  |  %d trajectories", sim_kind_name(kind),
-                 setting_desc[kind], a->n, a->data->count);
+        snprintf(h->info[0], VIZ_HUD_LEN, "%s (%s), %d bodies, replay", sim_kind_name(kind), setting_desc[kind], a->n);
     else
-        snprintf(h->info[0], VIZ_HUD_LEN, "%s (%s)  |  %d bodies  |  seed %u", sim_kind_name(kind),
-                 setting_desc[kind], a->n, (unsigned)a->seed);
+        snprintf(h->info[0], VIZ_HUD_LEN, "%s (%s), %d bodies, seed %u", sim_kind_name(kind), setting_desc[kind],
+                 a->n, (unsigned)a->seed);
     h->beyond = a->step > a->horizon_step;
-    snprintf(h->info[1], VIZ_HUD_LEN, "t %.3f  step %ld  |  %d steps/s%s%s", a->t * SIM_DT, a->step, a->speed,
-             a->paused ? "  |  PAUSED" : "", follow ? "" : "  |  camera fixed (F)");
+    snprintf(h->info[1], VIZ_HUD_LEN, "t %.3f  step %ld  %d/s%s%s", a->t * SIM_DT, a->step, a->speed,
+             a->paused ? "  PAUSED" : "", follow ? "" : "  camera fixed (F)");
     if (kind == SIM_CHARGED)
-        snprintf(h->info[2], VIZ_HUD_LEN, "force: Coulomb between every pair, no field");
+        snprintf(h->info[2], VIZ_HUD_LEN, "Coulomb forces, no field");
     else if (kind == SIM_STATIC)
-        snprintf(h->info[2], VIZ_HUD_LEN, "field: %g along +z (green arrows)", SIM_GRAVITY);
+        snprintf(h->info[2], VIZ_HUD_LEN, "field g %g along +z (green)", SIM_GRAVITY);
     else if (kind == SIM_DYNAMIC)
-        snprintf(h->info[2], VIZ_HUD_LEN, "field: B = (%g, %g, %g) (violet arrows)", SIM_BFIELD, SIM_BFIELD,
+        snprintf(h->info[2], VIZ_HUD_LEN, "field B = (%g, %g, %g) (violet)", SIM_BFIELD, SIM_BFIELD,
                  SIM_BFIELD);
     h->field = kind == SIM_STATIC ? 1 : kind == SIM_DYNAMIC ? 2 : 0;
     if (h->beyond)

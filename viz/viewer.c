@@ -79,8 +79,12 @@ static int apply_panels(struct viewer *v, int init, int kind, int n, uint32_t se
     for (int k = 0; k < v->models; k++, count++) {
         viz_model_stepper(&v->model[k], &st[count]);
         position[count] = v->model[k].position;
-        snprintf(names[count], sizeof names[count], "%s %.50s", viz_model_arch_name(&v->model[k]),
-                 base_name(v->model[k].path));
+        const char *file = base_name(v->model[k].path);
+        size_t len = strlen(file);
+        if (len > 5 && !strcmp(file + len - 5, ".ckpt"))
+            len -= 5; /* the extension says nothing on screen */
+        snprintf(names[count], sizeof names[count], "%s %.*s", viz_model_arch_name(&v->model[k]),
+                 (int)(len < 50 ? len : 50), file);
         np[count] = names[count];
     }
     if (v->o->baseline) {

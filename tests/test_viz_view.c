@@ -807,6 +807,110 @@ static void test_replay_bad_inputs(void **state)
     assert_replay_refused("--index 40", NULL, dir, "40");
 }
 
+/* Load two screenshots and count the pixels that differ by more than DIFF_CHANNEL. */
+static int count_shot_diff(const char *a, const char *b)
+{
+    unsigned char *pa = load_shot(a), *pb = load_shot(b);
+    int diff = 0;
+    for (size_t k = 0; k < (size_t)SHOT_W * SHOT_H; k++) {
+        int d = 0;
+        for (int c = 0; c < 3; c++)
+            d = abs(pa[4 * k + c] - pb[4 * k + c]) > d ? abs(pa[4 * k + c] - pb[4 * k + c]) : d;
+        diff += d > DIFF_CHANNEL;
+    }
+    free(pa);
+    free(pb);
+    return diff;
+}
+
+/* --loop T restarts on the next trajectory after T time units: 1500 steps with --loop 1 from
+ * trajectory 3 is trajectory 4 after 500 steps, pixel for pixel. */
+static void test_loop_goes_to_the_next_trajectory(void **state)
+{
+    (void)state;
+    const char *dir = small_dataset();
+    char a[700], b[700];
+    tmp_path(a, sizeof a, "loop.png");
+    tmp_path(b, sizeof b, "next.png");
+    struct run r;
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--data", dir, "--index", "3", "--loop", "1", "--no-ui", "--size",
+             "640x360", "--screenshot", a, "--steps", "1500", NULL);
+    assert_exit(&r, 0);
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--data", dir, "--index", "4", "--no-ui", "--size", "640x360",
+             "--screenshot", b, "--steps", "500", NULL);
+    assert_exit(&r, 0);
+    assert_int_equal(count_shot_diff(a, b), 0);
+    /* Without --loop the same 1500 steps stay on trajectory 3. */
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--data", dir, "--index", "3", "--no-ui", "--size", "640x360",
+             "--screenshot", a, "--steps", "1500", NULL);
+    assert_exit(&r, 0);
+    assert_true(count_shot_diff(a, b) > MIN_DIFF_PIXELS);
+}
+
+/* --overlay draws the truth into the learned panels only; --energy changes the plot only;
+ * --split picks another split; --no-follow keeps the first camera. */
+static void test_overlay_energy_split_follow(void **state)
+{
+    (void)state;
+    const char *dir = small_dataset();
+    char plain[700], over[700], energy[700], valid[700], fixed[700];
+    tmp_path(plain, sizeof plain, "plain.png");
+    tmp_path(over, sizeof over, "overlay.png");
+    tmp_path(energy, sizeof energy, "energy.png");
+    tmp_path(valid, sizeof valid, "valid.png");
+    tmp_path(fixed, sizeof fixed, "fixed.png");
+    struct run r;
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--seed", "7", "--size", "640x360", "--screenshot", plain, "--steps",
+             DIFF_STEPS, NULL);
+    assert_exit(&r, 0);
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--seed", "7", "--overlay", "--size", "640x360", "--screenshot", over,
+             "--steps", DIFF_STEPS, NULL);
+    assert_exit(&r, 0);
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--seed", "7", "--energy", "--size", "640x360", "--screenshot", energy,
+             "--steps", DIFF_STEPS, NULL);
+    assert_exit(&r, 0);
+    struct viz_layout l;
+    viz_layout_compute(&l, SHOT_W, SHOT_H, SHOT_W, SHOT_H, 2, 1);
+    unsigned char *p0 = load_shot(plain), *p1 = load_shot(over), *p2 = load_shot(energy);
+    int truth_diff = 0, learned_diff = 0, plot_diff = 0, outside_plot = 0;
+    for (int y = 0; y < SHOT_H; y++)
+        for (int x = 0; x < SHOT_W; x++) {
+            size_t k = ((size_t)y * SHOT_W + x) * 4;
+            int d1 = 0, d2 = 0;
+            for (int c = 0; c < 3; c++) {
+                d1 = abs(p0[k + c] - p1[k + c]) > d1 ? abs(p0[k + c] - p1[k + c]) : d1;
+                d2 = abs(p0[k + c] - p2[k + c]) > d2 ? abs(p0[k + c] - p2[k + c]) : d2;
+            }
+            int in_truth = x < l.view[0].x + l.view[0].w && y < SHOT_H - l.timeline.h;
+            int in_plot = x >= l.plot.x && x < l.plot.x + l.plot.w && SHOT_H - 1 - y >= l.plot.y &&
+                          SHOT_H - 1 - y < l.plot.y + l.plot.h;
+            truth_diff += in_truth && d1 > DIFF_CHANNEL;
+            learned_diff += !in_truth && d1 > DIFF_CHANNEL;
+            plot_diff += in_plot && d2 > DIFF_CHANNEL;
+            outside_plot += !in_plot && d2 > DIFF_CHANNEL;
+        }
+    assert_int_equal(truth_diff, 0);
+    assert_true(learned_diff > MIN_COLOR_PIXELS);
+    assert_true(plot_diff > MIN_COLOR_PIXELS);
+    assert_int_equal(outside_plot, 0);
+    free(p0), free(p1), free(p2);
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--data", dir, "--split", "valid", "--index", "2", "--no-ui", "--size",
+             "640x360", "--screenshot", valid, "--steps", "0", NULL);
+    assert_exit(&r, 0);
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--data", dir, "--index", "2", "--no-ui", "--size", "640x360",
+             "--screenshot", plain, "--steps", "0", NULL);
+    assert_exit(&r, 0);
+    assert_true(count_shot_diff(valid, plain) > MIN_DIFF_PIXELS);
+    /* t = 20: following, the picture is framed on the bodies; fixed, it keeps the start's view. */
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--seed", "7", "--no-ui", "--size", "640x360", "--screenshot", plain,
+             "--steps", "20000", NULL);
+    assert_exit(&r, 0);
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--seed", "7", "--no-follow", "--no-ui", "--size", "640x360",
+             "--screenshot", fixed, "--steps", "20000", NULL);
+    assert_exit(&r, 0);
+    assert_true(count_shot_diff(plain, fixed) > MIN_DIFF_PIXELS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -825,6 +929,8 @@ int main(void)
         cmocka_unit_test(test_default_opens_every_shipped_integrator),
         cmocka_unit_test(test_replay_starts_from_the_frame),
         cmocka_unit_test(test_replay_bad_inputs),
+        cmocka_unit_test(test_loop_goes_to_the_next_trajectory),
+        cmocka_unit_test(test_overlay_energy_split_follow),
     };
     return cmocka_run_group_tests(tests, start_xvfb, stop_xvfb);
 }

@@ -323,15 +323,22 @@ static void progress(struct viewer *v, const char *what, long done, long total, 
 static int run_screenshot(struct viewer *v, char err[VIZ_ERRLEN])
 {
     long total = v->o->steps > 0 ? v->o->steps : 0;
-    long chunk = 1000;
+    long chunk = VIZ_SNAP_EVERY; /* --loop is checked between chunks */
     for (long done = 0; done < total;) {
         long n = total - done < chunk ? total - done : chunk;
         viz_app_advance(&v->app, n);
         done += n;
+        check_loop(v);
         progress(v, "nbody-view: step", done, total, done == total);
     }
     viz_platform_poll(v->plat, &v->input);
-    frame_system(v);
+    /* Following, the picture is framed on where the bodies are now; --no-follow keeps the
+     * camera of the start. */
+    if (v->follow)
+        frame_system(v);
+    else
+        viz_layout_compute(&v->layout, v->input.win_w, v->input.win_h, v->input.fb_w, v->input.fb_h,
+                           panel_count(v), v->o->ui);
     int rc = draw(v, err);
     if (rc != VIZ_OK)
         return rc;

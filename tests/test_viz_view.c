@@ -253,7 +253,7 @@ static void count_colors(const unsigned char *px, int w, int h, int x0, int x1, 
 static int count_half_diff(const unsigned char *px, int w, int h)
 {
     struct viz_layout l;
-    viz_layout_compute(&l, w, h, w, h);
+    viz_layout_compute(&l, w, h, w, h, 2, 0);
     int diff = 0;
     for (int y = 0; y < h; y++)
         for (int x = 0; x < l.view[0].w; x++) {
@@ -284,7 +284,7 @@ static unsigned char *load_shot(const char *path)
 static void assert_both_colors_each_half(const unsigned char *px)
 {
     struct viz_layout l;
-    viz_layout_compute(&l, SHOT_W, SHOT_H, SHOT_W, SHOT_H);
+    viz_layout_compute(&l, SHOT_W, SHOT_H, SHOT_W, SHOT_H, 2, 0);
     for (int side = 0; side < 2; side++) {
         int pos, neg;
         count_colors(px, SHOT_W, SHOT_H, l.view[side].x, l.view[side].x + l.view[side].w, &pos, &neg);
@@ -332,18 +332,29 @@ static void test_full_ui_screenshot(void **state)
              "--steps", "500", NULL);
     assert_exit(&r, 0);
     unsigned char *px = load_shot(shot);
-    /* The white heading is drawn in the top-left corner of each half. */
+    /* The heading is drawn in the top-left corner of each half: white over the truth, the
+     * panel's pale amber (0.98, 0.92, 0.55) over the learned one. */
     struct viz_layout l;
-    viz_layout_compute(&l, SHOT_W, SHOT_H, SHOT_W, SHOT_H);
+    viz_layout_compute(&l, SHOT_W, SHOT_H, SHOT_W, SHOT_H, 2, 1);
     for (int side = 0; side < 2; side++) {
-        int white = 0;
+        int bright = 0;
         for (int y = 0; y < 30; y++)
             for (int x = l.view[side].x; x < l.view[side].x + 120; x++) {
                 const unsigned char *p = px + ((size_t)y * SHOT_W + x) * 4;
-                white += p[0] > 230 && p[1] > 230 && p[2] > 230;
+                bright += p[0] > 230 && p[1] > 210 && p[2] > (side == 0 ? 230 : 110);
             }
-        assert_true(white > 50);
+        assert_true(bright > 50);
     }
+    /* The timeline runs under the panels: its bar (grey) and the red part past the data horizon. */
+    int red = 0, bar = 0;
+    for (int y = SHOT_H - l.timeline.h; y < SHOT_H; y++)
+        for (int x = 0; x < SHOT_W; x++) {
+            const unsigned char *p = px + ((size_t)y * SHOT_W + x) * 4;
+            red += p[0] > 150 && p[1] < 90 && p[2] < 90;
+            bar += abs(p[0] - p[2]) < 30 && p[0] > 60 && p[0] < 140;
+        }
+    assert_true(red > 100);
+    assert_true(bar > 500);
     free(px);
 }
 
@@ -535,6 +546,371 @@ static void test_setting_mismatch_is_reported(void **state)
     assert_int_equal(access(shot, R_OK), 0);
 }
 
+/* Pixels that differ between viewports a and b of a screenshot with the given layout. */
+static int count_panel_diff(const unsigned char *px, const struct viz_layout *l, int a, int b)
+{
+    int diff = 0, w = l->fb_w;
+    for (int y = 0; y < l->fb_h; y++)
+        for (int x = 0; x < l->view[a].w; x++) {
+            const unsigned char *p = px + ((size_t)y * w + x + l->view[a].x) * 4;
+            const unsigned char *q = px + ((size_t)y * w + x + l->view[b].x) * 4;
+            int d = 0;
+            for (int c = 0; c < 3; c++)
+                d = abs(p[c] - q[c]) > d ? abs(p[c] - q[c]) : d;
+            diff += d > DIFF_CHANNEL;
+        }
+    return diff;
+}
+
+/* Every panel of a --no-ui screenshot shows bodies of both charge colours. */
+static void assert_both_colors_each_panel(const unsigned char *px, const struct viz_layout *l)
+{
+    for (int k = 0; k < l->panels; k++) {
+        int pos, neg;
+        count_colors(px, l->fb_w, l->fb_h, l->view[k].x, l->view[k].x + l->view[k].w, &pos, &neg);
+        if (pos < MIN_COLOR_PIXELS || neg < MIN_COLOR_PIXELS)
+            fail_msg("panel %d: %d pixels of +1 colour, %d of -1 colour (need %d each)", k, pos, neg,
+                     MIN_COLOR_PIXELS);
+    }
+}
+
+/* Every pair of panels differs in at least MIN_DIFF_PIXELS pixels. */
+static void assert_panels_differ(const unsigned char *px, const struct viz_layout *l)
+{
+    for (int a = 0; a < l->panels; a++)
+        for (int b = a + 1; b < l->panels; b++) {
+            int d = count_panel_diff(px, l, a, b);
+            if (d < MIN_DIFF_PIXELS)
+                fail_msg("panels %d and %d differ in only %d pixels", a, b, d);
+        }
+}
+
+static void test_three_panels_screenshot(void **state)
+{
+    (void)state;
+    char shot[700], model[700];
+    struct run r;
+    tmp_path(shot, sizeof shot, "three.png");
+    viz_default_model(model, sizeof model, ASSETS_DIR, SIM_CHARGED);
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--model", model, "--baseline", "--seed", "7", "--no-ui", "--size",
+             "640x360", "--screenshot", shot, "--steps", DIFF_STEPS, NULL);
+    assert_exit(&r, 0);
+    unsigned char *px = load_shot(shot);
+    struct viz_layout l;
+    viz_layout_compute(&l, SHOT_W, SHOT_H, SHOT_W, SHOT_H, 3, 0);
+    assert_both_colors_each_panel(px, &l);
+    assert_panels_differ(px, &l);
+    free(px);
+}
+
+/* Copy the shaders of the shipped assets into a new assets folder (with an empty models/). */
+static void make_assets(const char *assets)
+{
+    static const char *const files[] = {"sphere.vert", "sphere.frag", "line.vert", "line.frag", "ui.vert", "ui.frag"};
+    char dir[800], from[900], to[900];
+    assert_int_equal(mkdir(assets, 0777), 0);
+    snprintf(dir, sizeof dir, "%s/shaders", assets);
+    assert_int_equal(mkdir(dir, 0777), 0);
+    snprintf(dir, sizeof dir, "%s/models", assets);
+    assert_int_equal(mkdir(dir, 0777), 0);
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+        snprintf(from, sizeof from, "%s/shaders/%s", ASSETS_DIR, files[k]);
+        snprintf(to, sizeof to, "%s/shaders/%s", assets, files[k]);
+        assert_int_equal(copy_file(from, to), 0);
+    }
+}
+
+/* With no --model and two shipped integrators for the setting, the viewer opens on truth |
+ * ClofNet | EGNN. The EGNN file here is a copy of the ClofNet one (no EGNN integrator exists
+ * yet), so the two learned panels must be identical pixel for pixel and unlike the truth. */
+static void test_default_opens_every_shipped_integrator(void **state)
+{
+    (void)state;
+    char assets[700], from[700], to[900], shot[700];
+    tmp_path(assets, sizeof assets, "two-models");
+    make_assets(assets);
+    viz_default_model(from, sizeof from, ASSETS_DIR, SIM_CHARGED);
+    snprintf(to, sizeof to, "%s/models/step-charged5.ckpt", assets);
+    assert_int_equal(copy_file(from, to), 0);
+    tmp_path(shot, sizeof shot, "default-one.png");
+    struct run r;
+    /* One shipped integrator: truth | ClofNet. */
+    run_view(&r, 0, "--assets", assets, "--seed", "7", "--no-ui", "--size", "640x360", "--screenshot", shot,
+             "--steps", DIFF_STEPS, NULL);
+    assert_exit(&r, 0);
+    unsigned char *one = load_shot(shot);
+    snprintf(to, sizeof to, "%s/models/egnn-step-charged5.ckpt", assets);
+    assert_int_equal(copy_file(from, to), 0);
+    tmp_path(shot, sizeof shot, "default-two.png");
+    run_view(&r, 0, "--assets", assets, "--seed", "7", "--no-ui", "--size", "640x360", "--screenshot", shot,
+             "--steps", DIFF_STEPS, NULL);
+    assert_exit(&r, 0);
+    unsigned char *px = load_shot(shot);
+    struct viz_layout l;
+    viz_layout_compute(&l, SHOT_W, SHOT_H, SHOT_W, SHOT_H, 3, 0);
+    assert_both_colors_each_panel(px, &l);
+    assert_int_equal(count_panel_diff(px, &l, 1, 2), 0);
+    int d = count_panel_diff(px, &l, 0, 1);
+    if (d < MIN_DIFF_PIXELS)
+        fail_msg("truth and learned panels differ in only %d pixels", d);
+    /* ... and the window really has a third panel now. */
+    assert_memory_not_equal(one, px, (size_t)SHOT_W * SHOT_H * 4);
+    free(one);
+    free(px);
+}
+
+static char data_dir[700];
+
+/* A small dataset made by nbody-gen (once): 40 test trajectories of the charged setting. */
+static const char *small_dataset(void)
+{
+    if (data_dir[0])
+        return data_dir;
+    tmp_path(data_dir, sizeof data_dir, "data");
+    char cmd[2000];
+    snprintf(cmd, sizeof cmd, "'%s' --train 20 --valid 20 --test 40 --out '%s' --threads 1 >/dev/null 2>&1", NBODY_GEN,
+             data_dir);
+    if (system(cmd) != 0)
+        fail_msg("nbody-gen failed: %s", cmd);
+    return data_dir;
+}
+
+/* Trajectory `traj`, frame `frame` of the test split read straight from the .npy files. */
+static void read_frame(const char *dir, int traj, int frame, double x[3][5], double q[5])
+{
+    char path[900], err[SIM_ERRLEN];
+    struct sim_npy loc, chg;
+    snprintf(path, sizeof path, "%s/loc_test_charged5_initvel1small.npy", dir);
+    assert_int_equal(sim_npy_read(path, &loc, err), SIM_OK);
+    snprintf(path, sizeof path, "%s/charges_test_charged5_initvel1small.npy", dir);
+    assert_int_equal(sim_npy_read(path, &chg, err), SIM_OK);
+    assert_int_equal(loc.ndim, 4);
+    assert_int_equal(loc.shape[3], 5);
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < 5; i++)
+            x[k][i] = loc.data[(((size_t)traj * loc.shape[1] + frame) * 3 + k) * 5 + i];
+    for (int i = 0; i < 5; i++)
+        q[i] = chg.data[(size_t)traj * 5 + i];
+    sim_npy_free(&loc);
+    sim_npy_free(&chg);
+}
+
+/* Replay from frame 20 of trajectory 3: each body of that frame, projected through the camera
+ * the viewer frames a system with, lands on a pixel of its charge colour in every panel. */
+static void test_replay_starts_from_the_frame(void **state)
+{
+    (void)state;
+    const char *dir = small_dataset();
+    const int traj = 3, frame = 20, n = 5;
+    char shot[700];
+    tmp_path(shot, sizeof shot, "replay0.png");
+    struct run r;
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--data", dir, "--index", "3", "--start", "20", "--baseline", "--no-ui",
+             "--no-trails", "--size", "640x360", "--screenshot", shot, "--steps", "0", NULL);
+    assert_exit(&r, 0);
+    unsigned char *px = load_shot(shot);
+    double x[3][5], q[5];
+    read_frame(dir, traj, frame, x, q);
+    struct viz_layout l;
+    viz_layout_compute(&l, SHOT_W, SHOT_H, SHOT_W, SHOT_H, 3, 0);
+    float pts[5][3];
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 3; k++)
+            pts[i][k] = (float)x[k][i];
+    struct viz_camera cam;
+    viz_camera_init(&cam);
+    float aspect = (float)l.view[0].w / (float)l.view[0].h;
+    viz_camera_frame(&cam, n, n, &pts[0][0], VIZ_FRAME_MARGIN, aspect);
+    struct viz_mat4 view, proj, vp;
+    viz_camera_matrices(&cam, aspect, &view, &proj);
+    viz_mat4_mul(&vp, &proj, &view);
+    /* A body's disc is ~radius / (distance tan(fov / 2)) of half the panel height across. */
+    float rad_px = viz_body_radius(n) / (cam.distance * tanf(0.5f * cam.fovy)) * 0.5f * (float)l.view[0].h;
+    int checked = 0;
+    for (int panel = 0; panel < 3; panel++)
+        for (int i = 0; i < n; i++) {
+            float p[2], o[2];
+            assert_int_equal(viz_project(&vp, &l.view[panel], pts[i], p), 1);
+            /* Skip a body another one may hide (their discs overlap on screen). */
+            int hidden = 0;
+            for (int j = 0; j < n; j++)
+                if (j != i && viz_project(&vp, &l.view[panel], pts[j], o) &&
+                    hypotf(o[0] - p[0], o[1] - p[1]) < 2.5f * rad_px)
+                    hidden = 1;
+            if (hidden)
+                continue;
+            int col = (int)lroundf(p[0]), row = SHOT_H - 1 - (int)lroundf(p[1]);
+            assert_true(col >= 0 && col < SHOT_W && row >= 0 && row < SHOT_H);
+            int c = pixel_charge(px + ((size_t)row * SHOT_W + col) * 4);
+            if (c != (q[i] > 0 ? 1 : -1))
+                fail_msg("panel %d, body %d (charge %+.0f) at pixel (%d, %d) shows colour class %d", panel, i, q[i],
+                         col, row, c);
+            checked++;
+        }
+    /* Most bodies stand apart at the default view. */
+    assert_true(checked >= 6);
+    free(px);
+
+    /* 1000 steps on, truth, ClofNet and the baseline have each gone their own way. */
+    tmp_path(shot, sizeof shot, "replay1000.png");
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--data", dir, "--index", "3", "--start", "20", "--baseline", "--no-ui",
+             "--size", "640x360", "--screenshot", shot, "--steps", "1000", NULL);
+    assert_exit(&r, 0);
+    px = load_shot(shot);
+    assert_both_colors_each_panel(px, &l);
+    assert_panels_differ(px, &l);
+    free(px);
+}
+
+/* A --data that cannot be replayed, or a model of another setting: one message, exit 1, no picture. */
+static void assert_replay_refused(const char *what, const char *model, const char *data, const char *index)
+{
+    char shot[700];
+    struct run r;
+    tmp_path(shot, sizeof shot, "refused-replay.png");
+    if (model)
+        run_view(&r, 0, "--assets", ASSETS_DIR, "--data", data, "--index", index, "--model", model, "--size",
+                 "320x180", "--screenshot", shot, NULL);
+    else
+        run_view(&r, 0, "--assets", ASSETS_DIR, "--data", data, "--index", index, "--size", "320x180",
+                 "--screenshot", shot, NULL);
+    assert_exit(&r, 1);
+    if (!strstr(r.err, what))
+        fail_msg("expected '%s' in the message, got:\n%s", what, r.err);
+    /* One line: the message, nothing else. */
+    assert_non_null(strchr(r.err, '\n'));
+    assert_null(strchr(strchr(r.err, '\n') + 1, '\n'));
+    assert_int_equal(access(shot, F_OK), -1);
+}
+
+static void test_replay_bad_inputs(void **state)
+{
+    (void)state;
+    char missing[700], bad[700], path[900], model[700];
+    tmp_path(missing, sizeof missing, "no-such-data");
+    assert_replay_refused(missing, NULL, missing, "0");
+    /* A folder whose loc file is not a .npy. */
+    tmp_path(bad, sizeof bad, "bad-data");
+    assert_int_equal(mkdir(bad, 0777), 0);
+    static const char *const q[4] = {"loc", "vel", "edges", "charges"}, *const sp[3] = {"train", "valid", "test"};
+    for (int a = 0; a < 4; a++)
+        for (int b = 0; b < 3; b++) {
+            snprintf(path, sizeof path, "%s/%s_%s_charged5_initvel1small.npy", bad, q[a], sp[b]);
+            assert_int_equal(tfs_write_file(path, "\x93NUMPY garbage", 14), 0);
+        }
+    assert_replay_refused("cannot replay dataset", NULL, bad, "0");
+    const char *dir = small_dataset();
+    /* A model of another setting than the dataset's. */
+    viz_default_model(model, sizeof model, ASSETS_DIR, SIM_STATIC);
+    assert_replay_refused("trained on the static setting", model, dir, "0");
+    /* A trajectory the split does not have. */
+    assert_replay_refused("--index 40", NULL, dir, "40");
+}
+
+/* Load two screenshots and count the pixels that differ by more than DIFF_CHANNEL. */
+static int count_shot_diff(const char *a, const char *b)
+{
+    unsigned char *pa = load_shot(a), *pb = load_shot(b);
+    int diff = 0;
+    for (size_t k = 0; k < (size_t)SHOT_W * SHOT_H; k++) {
+        int d = 0;
+        for (int c = 0; c < 3; c++)
+            d = abs(pa[4 * k + c] - pb[4 * k + c]) > d ? abs(pa[4 * k + c] - pb[4 * k + c]) : d;
+        diff += d > DIFF_CHANNEL;
+    }
+    free(pa);
+    free(pb);
+    return diff;
+}
+
+/* --loop T restarts on the next trajectory after T time units: 1500 steps with --loop 1 from
+ * trajectory 3 is trajectory 4 after 500 steps, pixel for pixel. */
+static void test_loop_goes_to_the_next_trajectory(void **state)
+{
+    (void)state;
+    const char *dir = small_dataset();
+    char a[700], b[700];
+    tmp_path(a, sizeof a, "loop.png");
+    tmp_path(b, sizeof b, "next.png");
+    struct run r;
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--data", dir, "--index", "3", "--loop", "1", "--no-ui", "--size",
+             "640x360", "--screenshot", a, "--steps", "1500", NULL);
+    assert_exit(&r, 0);
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--data", dir, "--index", "4", "--no-ui", "--size", "640x360",
+             "--screenshot", b, "--steps", "500", NULL);
+    assert_exit(&r, 0);
+    assert_int_equal(count_shot_diff(a, b), 0);
+    /* Without --loop the same 1500 steps stay on trajectory 3. */
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--data", dir, "--index", "3", "--no-ui", "--size", "640x360",
+             "--screenshot", a, "--steps", "1500", NULL);
+    assert_exit(&r, 0);
+    assert_true(count_shot_diff(a, b) > MIN_DIFF_PIXELS);
+}
+
+/* --overlay draws the truth into the learned panels only; --energy changes the plot only;
+ * --split picks another split; --no-follow keeps the first camera. */
+static void test_overlay_energy_split_follow(void **state)
+{
+    (void)state;
+    const char *dir = small_dataset();
+    char plain[700], over[700], energy[700], valid[700], fixed[700];
+    tmp_path(plain, sizeof plain, "plain.png");
+    tmp_path(over, sizeof over, "overlay.png");
+    tmp_path(energy, sizeof energy, "energy.png");
+    tmp_path(valid, sizeof valid, "valid.png");
+    tmp_path(fixed, sizeof fixed, "fixed.png");
+    struct run r;
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--seed", "7", "--size", "640x360", "--screenshot", plain, "--steps",
+             DIFF_STEPS, NULL);
+    assert_exit(&r, 0);
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--seed", "7", "--overlay", "--size", "640x360", "--screenshot", over,
+             "--steps", DIFF_STEPS, NULL);
+    assert_exit(&r, 0);
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--seed", "7", "--energy", "--size", "640x360", "--screenshot", energy,
+             "--steps", DIFF_STEPS, NULL);
+    assert_exit(&r, 0);
+    struct viz_layout l;
+    viz_layout_compute(&l, SHOT_W, SHOT_H, SHOT_W, SHOT_H, 2, 1);
+    unsigned char *p0 = load_shot(plain), *p1 = load_shot(over), *p2 = load_shot(energy);
+    int truth_diff = 0, learned_diff = 0, plot_diff = 0, outside_plot = 0;
+    for (int y = 0; y < SHOT_H; y++)
+        for (int x = 0; x < SHOT_W; x++) {
+            size_t k = ((size_t)y * SHOT_W + x) * 4;
+            int d1 = 0, d2 = 0;
+            for (int c = 0; c < 3; c++) {
+                d1 = abs(p0[k + c] - p1[k + c]) > d1 ? abs(p0[k + c] - p1[k + c]) : d1;
+                d2 = abs(p0[k + c] - p2[k + c]) > d2 ? abs(p0[k + c] - p2[k + c]) : d2;
+            }
+            int in_truth = x < l.view[0].x + l.view[0].w && y < SHOT_H - l.timeline.h;
+            int in_plot = x >= l.plot.x && x < l.plot.x + l.plot.w && SHOT_H - 1 - y >= l.plot.y &&
+                          SHOT_H - 1 - y < l.plot.y + l.plot.h;
+            truth_diff += in_truth && d1 > DIFF_CHANNEL;
+            learned_diff += !in_truth && d1 > DIFF_CHANNEL;
+            plot_diff += in_plot && d2 > DIFF_CHANNEL;
+            outside_plot += !in_plot && d2 > DIFF_CHANNEL;
+        }
+    assert_int_equal(truth_diff, 0);
+    assert_true(learned_diff > MIN_COLOR_PIXELS);
+    assert_true(plot_diff > MIN_COLOR_PIXELS);
+    assert_int_equal(outside_plot, 0);
+    free(p0), free(p1), free(p2);
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--data", dir, "--split", "valid", "--index", "2", "--no-ui", "--size",
+             "640x360", "--screenshot", valid, "--steps", "0", NULL);
+    assert_exit(&r, 0);
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--data", dir, "--index", "2", "--no-ui", "--size", "640x360",
+             "--screenshot", plain, "--steps", "0", NULL);
+    assert_exit(&r, 0);
+    assert_true(count_shot_diff(valid, plain) > MIN_DIFF_PIXELS);
+    /* t = 20: following, the picture is framed on the bodies; fixed, it keeps the start's view. */
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--seed", "7", "--no-ui", "--size", "640x360", "--screenshot", plain,
+             "--steps", "20000", NULL);
+    assert_exit(&r, 0);
+    run_view(&r, 0, "--assets", ASSETS_DIR, "--seed", "7", "--no-follow", "--no-ui", "--size", "640x360",
+             "--screenshot", fixed, "--steps", "20000", NULL);
+    assert_exit(&r, 0);
+    assert_true(count_shot_diff(plain, fixed) > MIN_DIFF_PIXELS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -549,6 +925,12 @@ int main(void)
         cmocka_unit_test(test_broken_shader),
         cmocka_unit_test(test_command_line),
         cmocka_unit_test(test_setting_mismatch_is_reported),
+        cmocka_unit_test(test_three_panels_screenshot),
+        cmocka_unit_test(test_default_opens_every_shipped_integrator),
+        cmocka_unit_test(test_replay_starts_from_the_frame),
+        cmocka_unit_test(test_replay_bad_inputs),
+        cmocka_unit_test(test_loop_goes_to_the_next_trajectory),
+        cmocka_unit_test(test_overlay_energy_split_follow),
     };
     return cmocka_run_group_tests(tests, start_xvfb, stop_xvfb);
 }

@@ -9,8 +9,9 @@ add_cmocka_test(test_viz viz model)
 target_compile_definitions(test_viz PRIVATE ASSETS_DIR="${CMAKE_SOURCE_DIR}/assets")
 
 add_cmocka_test(test_viz_view viz plot)
-add_dependencies(test_viz_view nbody-view)
+add_dependencies(test_viz_view nbody-view nbody-gen)
 target_compile_definitions(test_viz_view PRIVATE NBODY_VIEW="$<TARGET_FILE:nbody-view>"
+                           NBODY_GEN="$<TARGET_FILE:nbody-gen>"
                            ASSETS_DIR="${VIZ_TEST_ASSETS}")
 # Leak reports from inside Mesa and SDL (driver caches freed at exit or never) are not ours.
 set_tests_properties(test_viz_view PROPERTIES TIMEOUT 600

@@ -16,10 +16,22 @@
 
 static const char usage_text[] =
     "usage: nbody-view [options]\n"
-    "Ground-truth simulator (left) and learned ClofNet integrator (right), same start, same time.\n"
+    "Ground truth (left) beside learned models started from the same state, at the same time.\n"
     "\n"
     "  --sim KIND          charged | static | dynamic (default: the model's setting, else charged)\n"
-    "  --model FILE        learned step model (default: <assets>/models/step-KIND5.ckpt)\n"
+    "  --model FILE        a learned model, up to 3 times: a step model (integrator) or a frame-30 ->\n"
+    "                      frame-40 position model (default: the shipped integrators of the setting,\n"
+    "                      <assets>/models/step-KIND5.ckpt and egnn-step-KIND5.ckpt where present)\n"
+    "  --baseline          add the constant-velocity panel x + v t\n"
+    "  --data DIR          replay a dataset (nbody-gen's folder): the truth plays a saved trajectory\n"
+    "                      and the models start from its frame --start\n"
+    "  --split NAME        train | valid | test (default test)\n"
+    "  --index K           trajectory of the split (default 0); N / P step through them\n"
+    "  --start F           frame the models start from (default 0)\n"
+    "  --loop T            a new system (or the next trajectory) every T time units\n"
+    "  --overlay           the truth as faint ghosts in the learned panels, a line to each (key G)\n"
+    "  --energy            plot the energy of every panel instead of the error (key E)\n"
+    "  --no-follow         the camera stays put instead of following the bodies (key F)\n"
     "  --bodies N          bodies, 2..500 (default: as many as the model was trained on)\n"
     "  --seed S            initial state seed, 0..4294967295 (default 7)\n"
     "  --assets DIR        shaders and models (default: found next to the executable or the source tree)\n"
@@ -27,7 +39,7 @@ static const char usage_text[] =
     "  --speed S           simulation steps per second, 10..20000 (default 500)\n"
     "  --msaa N            multisampling: 0, 2, 4 or 8 samples (default: 4 for --screenshot and\n"
     "                      --record; otherwise 4 on a GPU, 0 on a software renderer such as llvmpipe)\n"
-    "  --no-ui             scene only: no text, plot or axes\n"
+    "  --no-ui             scene only: no text, plot, timeline or axes\n"
     "  --no-trails         start with trails off\n"
     "  --show-help         start with the help panel open\n"
     "  --screenshot FILE   render after --steps steps, write FILE (PNG) and exit; no window is shown\n"
@@ -37,8 +49,10 @@ static const char usage_text[] =
     "                      the cost of one learned step, then exit\n"
     "  --help              this text\n"
     "\n"
-    "Keys: drag rotate, wheel zoom, Space pause, Right single learned step, R new system,\n"
-    "1/2/3 charged/static/dynamic, +/- speed, T trails, H help, F5 reload shaders, Esc quit.\n"
+    "Keys: drag rotate, wheel zoom (both stop following until F), F follow, G truth overlay,\n"
+    "E error / energy plot, Space pause, Right one step, Left one step back, drag on the timeline\n"
+    "to scrub, R new system, N / P next / previous trajectory, 1/2/3 charged/static/dynamic,\n"
+    "+/- speed, T trails, H help, F5 reload shaders, Esc quit.\n"
     "Headless: xvfb-run -a nbody-view --screenshot out.png --steps 2000\n";
 
 const char *viz_usage(void)
@@ -58,6 +72,8 @@ int viz_options_parse(struct viz_options *o, int argc, char **argv, char err[VIZ
     o->msaa = VIZ_MSAA_AUTO;
     o->ui = 1;
     o->trails = 1;
+    o->follow = 1;
+    o->split = "test";
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         char name[64];
@@ -87,9 +103,20 @@ int viz_options_parse(struct viz_options *o, int argc, char **argv, char err[VIZ
             o->show_help = 1;
             continue;
         }
+        if (!strcmp(name, "--baseline") || !strcmp(name, "--overlay") || !strcmp(name, "--energy") ||
+            !strcmp(name, "--no-follow")) {
+            if (val) {
+                snprintf(err, VIZ_ERRLEN, "option %s takes no value", name);
+                return VIZ_EARG;
+            }
+            *(!strcmp(name, "--baseline") ? &o->baseline : !strcmp(name, "--overlay") ? &o->overlay
+              : !strcmp(name, "--energy") ? &o->energy : &o->follow) = strcmp(name, "--no-follow") != 0;
+            continue;
+        }
         static const char *const valued[] = {"--sim", "--model", "--bodies", "--seed", "--assets",
                                              "--size", "--speed", "--msaa", "--screenshot", "--record",
-                                             "--steps", "--bench-frames"};
+                                             "--steps", "--bench-frames", "--data", "--split", "--index",
+                                             "--start", "--loop"};
         int known = 0;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++)
             known |= !strcmp(name, valued[k]);
@@ -112,7 +139,38 @@ int viz_options_parse(struct viz_options *o, int argc, char **argv, char err[VIZ
                 return VIZ_EARG;
             }
         } else if (!strcmp(name, "--model")) {
-            o->model = val;
+            if (o->models == VIZ_MAX_MODELS) {
+                snprintf(err, VIZ_ERRLEN, "--model '%s': at most %d models (and --baseline)", val, VIZ_MAX_MODELS);
+                return VIZ_EARG;
+            }
+            o->model[o->models++] = val;
+        } else if (!strcmp(name, "--data")) {
+            o->data = val;
+        } else if (!strcmp(name, "--split")) {
+            if (strcmp(val, "train") && strcmp(val, "valid") && strcmp(val, "test")) {
+                snprintf(err, VIZ_ERRLEN, "--split '%s': expected train, valid or test", val);
+                return VIZ_EARG;
+            }
+            o->split = val;
+        } else if (!strcmp(name, "--index")) {
+            if (sim_parse_long(val, 0, 100000000L, &v) != SIM_OK) {
+                snprintf(err, VIZ_ERRLEN, "--index '%s': expected an integer from 0 to 100000000", val);
+                return VIZ_EARG;
+            }
+            o->index = v;
+        } else if (!strcmp(name, "--start")) {
+            if (sim_parse_long(val, 0, 100000, &v) != SIM_OK) {
+                snprintf(err, VIZ_ERRLEN, "--start '%s': expected a frame number from 0", val);
+                return VIZ_EARG;
+            }
+            o->start = v;
+        } else if (!strcmp(name, "--loop")) {
+            double d = 0.0;
+            if (sim_parse_double(val, &d) != SIM_OK || !(d >= 0.1 && d <= 1e6)) {
+                snprintf(err, VIZ_ERRLEN, "--loop '%s': expected time units from 0.1 to 1e6", val);
+                return VIZ_EARG;
+            }
+            o->loop = d;
         } else if (!strcmp(name, "--assets")) {
             o->assets = val;
         } else if (!strcmp(name, "--screenshot")) {
@@ -184,6 +242,14 @@ int viz_options_parse(struct viz_options *o, int argc, char **argv, char err[VIZ
         snprintf(err, VIZ_ERRLEN, "--steps goes with --screenshot or --record");
         return VIZ_EARG;
     }
+    if (!o->data && (o->index || o->start || strcmp(o->split, "test"))) {
+        snprintf(err, VIZ_ERRLEN, "--split, --index and --start go with --data");
+        return VIZ_EARG;
+    }
+    if (o->data && (o->kind >= 0 || o->bodies)) {
+        snprintf(err, VIZ_ERRLEN, "--sim and --bodies come from the dataset with --data");
+        return VIZ_EARG;
+    }
     if (o->screenshot && !*o->screenshot) {
         snprintf(err, VIZ_ERRLEN, "--screenshot needs a file name");
         return VIZ_EARG;
@@ -249,4 +315,21 @@ int viz_default_model(char *out, size_t len, const char *assets, int kind)
     if (snprintf(out, len, "%s/models/step-%s5.ckpt", assets, name) >= (int)len)
         return VIZ_EARG;
     return VIZ_OK;
+}
+
+int viz_shipped_models(const char *assets, int kind, char paths[][1024], int max)
+{
+    static const char *const pattern[2] = {"%s/models/step-%s5.ckpt", "%s/models/egnn-step-%s5.ckpt"};
+    const char *name = sim_kind_name(kind);
+    int found = 0;
+    if (!name)
+        return 0;
+    for (int k = 0; k < 2 && found < max; k++) {
+        struct stat st;
+        if (snprintf(paths[found], 1024, pattern[k], assets, name) >= 1024)
+            continue;
+        if (stat(paths[found], &st) == 0 && S_ISREG(st.st_mode))
+            found++;
+    }
+    return found;
 }

@@ -93,6 +93,11 @@ static float clampf(float x, float lo, float hi)
     return x < lo ? lo : x > hi ? hi : x;
 }
 
+float viz_body_radius(int n)
+{
+    return 0.14f * cbrtf((float)n / 5.0f);
+}
+
 void viz_camera_init(struct viz_camera *c)
 {
     memset(c, 0, sizeof *c);
@@ -175,15 +180,67 @@ int viz_project(const struct viz_mat4 *vp, const struct viz_rect *r, const float
     return 1;
 }
 
-void viz_layout_compute(struct viz_layout *l, int win_w, int win_h, int fb_w, int fb_h)
+float viz_camera_fit_distance(const struct viz_camera *c, float radius, float aspect)
+{
+    float half_v = 0.5f * c->fovy;
+    float half_h = atanf(tanf(half_v) * (aspect > 0.0f ? aspect : 1.0f));
+    float half = half_v < half_h ? half_v : half_h;
+    return radius / sinf(half);
+}
+
+/* Largest distance from the target to any of pts [count][3], plus margin. */
+static float radius_about(const float target[3], int count, const float *pts, float margin)
+{
+    float r2 = 0.0f;
+    for (int i = 0; i < count; i++) {
+        const float *p = pts + 3 * i;
+        float d2 = 0.0f;
+        for (int k = 0; k < 3; k++)
+            d2 += (p[k] - target[k]) * (p[k] - target[k]);
+        if (isfinite(d2) && d2 > r2)
+            r2 = d2;
+    }
+    return sqrtf(r2) + margin;
+}
+
+void viz_camera_track(struct viz_camera *c, const float centroid[3], int count, const float *pts,
+                      float margin, float aspect, float dt)
+{
+    viz_camera_follow(c, centroid, dt);
+    float need = viz_camera_fit_distance(c, radius_about(c->target, count, pts, margin), aspect);
+    if (c->distance < need) {
+        c->distance = need; /* at once: no body may leave the view */
+    } else if (c->distance > VIZ_FIT_SLACK * need) {
+        float a = 1.0f - expf(-(dt > 0.0f ? dt : 0.0f) / VIZ_ZOOM_TAU);
+        c->distance += a * (VIZ_FIT_AIM * need - c->distance);
+    }
+    c->distance = clampf(c->distance, VIZ_DIST_MIN, VIZ_DIST_MAX);
+}
+
+void viz_camera_frame(struct viz_camera *c, int centroid_count, int count, const float *pts, float margin,
+                      float aspect)
+{
+    double mean[3] = {0, 0, 0};
+    for (int i = 0; i < centroid_count; i++)
+        for (int k = 0; k < 3; k++)
+            mean[k] += pts[3 * i + k];
+    for (int k = 0; k < 3; k++)
+        c->target[k] = centroid_count > 0 ? (float)(mean[k] / centroid_count) : 0.0f;
+    float need = viz_camera_fit_distance(c, radius_about(c->target, count, pts, margin), aspect);
+    c->distance = clampf(need, VIZ_DIST_MIN, VIZ_DIST_MAX);
+}
+
+void viz_layout_compute(struct viz_layout *l, int win_w, int win_h, int fb_w, int fb_h, int panels, int timeline)
 {
     memset(l, 0, sizeof *l);
-    if (fb_w < 2)
-        fb_w = 2;
+    panels = panels < 1 ? 1 : panels > VIZ_MAX_PANELS ? VIZ_MAX_PANELS : panels;
+    if (fb_w < 2 * panels)
+        fb_w = 2 * panels;
     if (fb_h < 1)
         fb_h = 1;
     l->fb_w = fb_w;
     l->fb_h = fb_h;
+    l->panels = panels;
     l->dpi_scale = win_w > 0 ? (float)fb_w / (float)win_w : 1.0f;
     if (l->dpi_scale < 1.0f)
         l->dpi_scale = 1.0f;
@@ -194,22 +251,33 @@ void viz_layout_compute(struct viz_layout *l, int win_w, int win_h, int fb_w, in
     if (l->text_scale < 1)
         l->text_scale = 1;
     l->gap = (int)lroundf(2.0f * l->dpi_scale);
-    if (l->gap >= fb_w)
+    if (l->gap * (panels - 1) >= fb_w / 2)
         l->gap = 0;
-    int w = (fb_w - l->gap) / 2;
-    /* Both viewports start at even columns, so that the 2 x 2 pixel blocks screen-space
-     * derivatives are taken over line up alike and both halves rasterise identically. */
+    /* The timeline strip: one line of text and a bar, under the panels. */
+    int th = timeline ? 22 * l->text_scale : 0;
+    if (th > fb_h / 4)
+        th = fb_h / 4;
+    int ph_all = fb_h - th;
+    /* One pixel per divider spare, so that even columns can be kept below. */
+    int w = (fb_w - (l->gap + 1) * (panels - 1)) / panels;
+    /* Every viewport starts at an even column, so that the 2 x 2 pixel blocks screen-space
+     * derivatives are taken over line up alike and all panels rasterise identically; the last
+     * one ends at the right edge. */
     if ((fb_w - w) % 2 != 0 && w > 1)
         w--;
-    l->view[0] = (struct viz_rect){0, 0, w, fb_h};
-    l->view[1] = (struct viz_rect){fb_w - w, 0, w, fb_h};
+    int step = w + l->gap + ((w + l->gap) % 2);
+    for (int k = 0; k < panels; k++)
+        l->view[k] = (struct viz_rect){k == 0 ? 0 : fb_w - w - (panels - 1 - k) * step, th, w, ph_all};
+    l->timeline = (struct viz_rect){0, 0, fb_w, th};
     int margin = 8 * l->text_scale;
-    int pw = (int)(0.5f * (float)w);
+    float frac = panels <= 2 ? 0.5f : 0.9f;
+    int pw = (int)(frac * (float)w);
     int pmax = (int)(220.0f * (float)l->text_scale);
     if (pw > pmax)
         pw = pmax;
     int ph = (int)(0.6f * (float)pw);
-    if (ph > fb_h / 3)
-        ph = fb_h / 3;
-    l->plot = (struct viz_rect){l->view[1].x + w - pw - margin, margin, pw, ph};
+    if (ph > ph_all / 3)
+        ph = ph_all / 3;
+    const struct viz_rect *last = &l->view[panels - 1];
+    l->plot = (struct viz_rect){last->x + w - pw - margin, th + margin, pw, ph};
 }

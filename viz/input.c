@@ -38,6 +38,11 @@ void viz_input_map(const struct viz_input *in, struct viz_actions *out)
     out->toggle_trails = viz_input_pressed(in, VIZ_KEY_T);
     out->toggle_help = viz_input_pressed(in, VIZ_KEY_H);
     out->reload_shaders = viz_input_pressed(in, VIZ_KEY_F5);
+    out->toggle_follow = viz_input_pressed(in, VIZ_KEY_F);
+    out->toggle_overlay = viz_input_pressed(in, VIZ_KEY_G);
+    out->toggle_energy = viz_input_pressed(in, VIZ_KEY_E);
+    out->trajectory = viz_input_pressed(in, VIZ_KEY_N) - viz_input_pressed(in, VIZ_KEY_P);
+    out->step_back = viz_input_pressed(in, VIZ_KEY_LEFT);
     /* A drag needs the button held in both frames: the motion of the frame in which
      * it went down happened before the press. */
     if (in->button && in->button_prev) {

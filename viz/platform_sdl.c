@@ -111,6 +111,12 @@ static int map_key(SDL_Keycode k)
     case SDLK_t: return VIZ_KEY_T;
     case SDLK_h: return VIZ_KEY_H;
     case SDLK_F5: return VIZ_KEY_F5;
+    case SDLK_f: return VIZ_KEY_F;
+    case SDLK_g: return VIZ_KEY_G;
+    case SDLK_e: return VIZ_KEY_E;
+    case SDLK_n: return VIZ_KEY_N;
+    case SDLK_p: return VIZ_KEY_P;
+    case SDLK_LEFT: return VIZ_KEY_LEFT;
     default: return -1;
     }
 }
@@ -140,6 +146,8 @@ void viz_platform_poll(struct viz_platform *p, struct viz_input *in)
         case SDL_MOUSEBUTTONDOWN:
             if (e.button.button == SDL_BUTTON_LEFT)
                 in->button = 1;
+            in->mouse_x = (float)e.button.x;
+            in->mouse_y = (float)e.button.y;
             break;
         case SDL_MOUSEBUTTONUP:
             if (e.button.button == SDL_BUTTON_LEFT)
@@ -148,6 +156,8 @@ void viz_platform_poll(struct viz_platform *p, struct viz_input *in)
         case SDL_MOUSEMOTION:
             in->mouse_dx += (float)e.motion.xrel;
             in->mouse_dy += (float)e.motion.yrel;
+            in->mouse_x = (float)e.motion.x;
+            in->mouse_y = (float)e.motion.y;
             break;
         case SDL_MOUSEWHEEL:
             in->wheel += (float)(e.wheel.direction == SDL_MOUSEWHEEL_FLIPPED ? -e.wheel.y : e.wheel.y);

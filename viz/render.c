@@ -1,5 +1,5 @@
-/* render.c: everything that calls OpenGL (3.3 core): shaders from files, the two 3-D
- * viewports (spheres, trails, floor grid, field arrows, axes) and the text/plot overlay. */
+/* render.c: everything that calls OpenGL (3.3 core): shaders from files, the 3-D panels
+ * (spheres, trails, ghosts, floor grid, field arrows, axes) and the text/plot/timeline overlay. */
 #include "viz.h"
 
 #include "plot.h"
@@ -121,7 +121,8 @@ struct viz_renderer {
     int fb_w, fb_h, samples;
     float line_max;                          /* widest line the driver draws */
     struct fbuf lines, tris, ui, inst;
-    float *pos;                              /* [n][3] positions of one side */
+    float *pos;                              /* [n][3] positions of one panel */
+    float *ghost;                            /* [n][3] the truth's, for the overlay */
     struct depth_key *order;                 /* [n] bodies by view depth */
     int pos_n;
 };
@@ -517,6 +518,7 @@ void viz_render_destroy(struct viz_renderer *r)
     free(r->ui.v);
     free(r->inst.v);
     free(r->pos);
+    free(r->ghost);
     free(r->order);
     free(r);
 }
@@ -560,25 +562,26 @@ static void flush_world(struct viz_renderer *r, struct fbuf *b, GLenum mode)
 }
 
 /* Floor grid: lines every world unit, every fifth brighter, faded around the target. */
-static void add_grid(struct viz_renderer *r, const float target[3], float z0)
+static void add_grid(struct viz_renderer *r, const float target[3], float z0, float unit)
 {
-    float cx = floorf(target[0]), cy = floorf(target[1]);
+    float cx = floorf(target[0] / unit) * unit, cy = floorf(target[1] / unit) * unit, half_w = GRID_HALF * unit;
     int half = (int)GRID_HALF;
     for (int k = -half; k <= half; k++) {
-        float gx = cx + (float)k, gy = cy + (float)k;
-        float cxs[4] = {0.42f, 0.47f, 0.58f, fmodf(fabsf(gx), 5.0f) < 0.5f ? 0.55f : 0.28f};
-        float cys[4] = {0.42f, 0.47f, 0.58f, fmodf(fabsf(gy), 5.0f) < 0.5f ? 0.55f : 0.28f};
-        float a[3] = {gx, cy - GRID_HALF, z0}, b[3] = {gx, cy + GRID_HALF, z0};
+        float gx = cx + (float)k * unit, gy = cy + (float)k * unit;
+        float cxs[4] = {0.42f, 0.47f, 0.58f, fmodf(fabsf(gx / unit), 5.0f) < 0.5f ? 0.55f : 0.28f};
+        float cys[4] = {0.42f, 0.47f, 0.58f, fmodf(fabsf(gy / unit), 5.0f) < 0.5f ? 0.55f : 0.28f};
+        float a[3] = {gx, cy - half_w, z0}, b[3] = {gx, cy + half_w, z0};
         put_line(r, a, b, cxs);
-        float c[3] = {cx - GRID_HALF, gy, z0}, d[3] = {cx + GRID_HALF, gy, z0};
+        float c[3] = {cx - half_w, gy, z0}, d[3] = {cx + half_w, gy, z0};
         put_line(r, c, d, cys);
     }
 }
 
 /* Field arrows standing on the floor lattice: +z for the static setting, B for the dynamic one. */
 static void add_field_arrows(struct viz_renderer *r, int field, const float target[3], float z0,
-                             const float eye[3])
+                             const float eye[3], float unit)
 {
+    const float step = ARROW_STEP * unit, alen = ARROW_LEN * unit;
     float dir[3];
     const float *rgb;
     if (field == 1) {
@@ -590,13 +593,13 @@ static void add_field_arrows(struct viz_renderer *r, int field, const float targ
         rgb = col_bfield;
     }
     float c[4] = {rgb[0], rgb[1], rgb[2], 0.6f};
-    float cx = floorf(target[0] / ARROW_STEP) * ARROW_STEP, cy = floorf(target[1] / ARROW_STEP) * ARROW_STEP;
-    for (float x = cx - 3 * ARROW_STEP; x <= cx + 3 * ARROW_STEP + 0.01f; x += ARROW_STEP)
-        for (float y = cy - 3 * ARROW_STEP; y <= cy + 3 * ARROW_STEP + 0.01f; y += ARROW_STEP) {
-            float base[3] = {x + 0.5f * ARROW_STEP, y + 0.5f * ARROW_STEP, z0};
+    float cx = floorf(target[0] / step) * step, cy = floorf(target[1] / step) * step;
+    for (int ix = -3; ix <= 3; ix++)
+        for (int iy = -3; iy <= 3; iy++) {
+            float base[3] = {cx + ((float)ix + 0.5f) * step, cy + ((float)iy + 0.5f) * step, z0};
             float tip[3];
             for (int k = 0; k < 3; k++)
-                tip[k] = base[k] + ARROW_LEN * dir[k];
+                tip[k] = base[k] + alen * dir[k];
             put_line(r, base, tip, c);
             /* Arrowhead barbs across the line of sight, so they never collapse to a dot. */
             float to_eye[3] = {eye[0] - tip[0], eye[1] - tip[1], eye[2] - tip[2]};
@@ -608,7 +611,7 @@ static void add_field_arrows(struct viz_renderer *r, int field, const float targ
             for (int sgn = -1; sgn <= 1; sgn += 2) {
                 float barb[3];
                 for (int k = 0; k < 3; k++)
-                    barb[k] = tip[k] - 0.22f * dir[k] + sgn * 0.11f * side[k] / len;
+                    barb[k] = tip[k] - 0.22f * unit * dir[k] + sgn * 0.11f * unit * side[k] / len;
                 put_line(r, tip, barb, c);
             }
         }
@@ -738,7 +741,68 @@ static void line_width(struct viz_renderer *r, float w)
     gl.LineWidth(w < 1.0f ? 1.0f : w > r->line_max ? r->line_max : w);
 }
 
-/* One viewport: the scene of one side. */
+/* A circle of radius rad about c facing the eye: a ghost or a predicted position. */
+static void add_ring(struct viz_renderer *r, const float c[3], float rad, const float eye[3], const float col[4])
+{
+    enum { SEG = 20 };
+    float w[3] = {eye[0] - c[0], eye[1] - c[1], eye[2] - c[2]};
+    float up[3] = {0.0f, 0.0f, 1.0f};
+    float u[3] = {w[1] * up[2] - w[2] * up[1], w[2] * up[0] - w[0] * up[2], w[0] * up[1] - w[1] * up[0]};
+    float ul = sqrtf(u[0] * u[0] + u[1] * u[1] + u[2] * u[2]);
+    if (ul < 1e-6f) {
+        u[0] = 1.0f, u[1] = u[2] = 0.0f;
+        ul = 1.0f;
+    }
+    for (int k = 0; k < 3; k++)
+        u[k] /= ul;
+    float v[3] = {w[1] * u[2] - w[2] * u[1], w[2] * u[0] - w[0] * u[2], w[0] * u[1] - w[1] * u[0]};
+    float vl = sqrtf(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+    if (vl < 1e-9f)
+        return;
+    for (int k = 0; k < 3; k++)
+        v[k] /= vl;
+    float prev[3] = {0.0f, 0.0f, 0.0f};
+    for (int s = 0; s <= SEG; s++) {
+        float ang = 6.2831853f * (float)s / SEG, ca = cosf(ang), sa = sinf(ang), p[3];
+        for (int k = 0; k < 3; k++)
+            p[k] = c[k] + rad * (ca * u[k] + sa * v[k]);
+        if (s > 0)
+            put_line(r, prev, p, col);
+        memcpy(prev, p, sizeof prev);
+    }
+}
+
+/* Learned panels: the truth as faint rings with a thin line from each drawn body to its true
+ * position (overlay); a position model's predicted frame-40 positions as rings with a line
+ * from each body to its prediction. */
+static void add_comparison(struct viz_renderer *r, const struct viz_frame *f, int panel, const float *pos,
+                           const float eye[3])
+{
+    const struct viz_app *a = f->app;
+    const struct viz_learned *p = &a->panel[panel - 1];
+    float rad = f->body_radius;
+    if (p->position && p->predicted) {
+        for (int i = 0; i < a->n; i++) {
+            const float *rgb = charge_color(a->truth.q[i]);
+            float col[4] = {rgb[0], rgb[1], rgb[2], 0.95f}, thin[4] = {rgb[0], rgb[1], rgb[2], 0.55f};
+            float c[3] = {(float)p->pred[i], (float)p->pred[a->n + i], (float)p->pred[2 * a->n + i]};
+            add_ring(r, c, 1.25f * rad, eye, col);
+            add_ring(r, c, 0.35f * rad, eye, col);
+            put_line(r, pos + 3 * i, c, thin);
+        }
+    }
+    if (a->overlay && !p->position) {
+        viz_app_positions(a, 0, r->ghost);
+        for (int i = 0; i < a->n; i++) {
+            const float *rgb = charge_color(a->truth.q[i]);
+            float col[4] = {rgb[0], rgb[1], rgb[2], 0.45f}, link[4] = {0.92f, 0.92f, 0.95f, 0.55f};
+            add_ring(r, r->ghost + 3 * i, rad, eye, col);
+            put_line(r, pos + 3 * i, r->ghost + 3 * i, link);
+        }
+    }
+}
+
+/* One viewport: the scene of one panel (0 the truth). */
 static void draw_side(struct viz_renderer *r, const struct viz_frame *f, int side)
 {
     const struct viz_app *a = f->app;
@@ -770,9 +834,9 @@ static void draw_side(struct viz_renderer *r, const struct viz_frame *f, int sid
     gl.UseProgram(r->prog.line);
     gl.UniformMatrix4fv(r->prog.l_viewproj, 1, GL_FALSE, viewproj.m);
     gl.Uniform3f(r->prog.l_fade_center, target[0], target[1], target[2]);
-    gl.Uniform1f(r->prog.l_fade_radius, GRID_HALF);
+    gl.Uniform1f(r->prog.l_fade_radius, GRID_HALF * f->grid_scale);
     line_width(r, l->dpi_scale);
-    add_grid(r, target, z0);
+    add_grid(r, target, z0, f->grid_scale);
     flush_world(r, &r->lines, GL_LINES);
     add_footprints(r, a->n, r->pos, a->truth.q, z0, 0.8f * f->body_radius);
     flush_world(r, &r->tris, GL_TRIANGLES);
@@ -780,16 +844,21 @@ static void draw_side(struct viz_renderer *r, const struct viz_frame *f, int sid
     flush_world(r, &r->lines, GL_LINES); /* the drop lines, not faded */
     int field = a->kind == SIM_STATIC ? 1 : a->kind == SIM_DYNAMIC ? 2 : 0;
     if (field) {
-        gl.Uniform1f(r->prog.l_fade_radius, 3.5f * ARROW_STEP);
+        gl.Uniform1f(r->prog.l_fade_radius, 3.5f * ARROW_STEP * f->grid_scale);
         line_width(r, 1.5f * l->dpi_scale);
-        add_field_arrows(r, field, target, z0, eye);
+        add_field_arrows(r, field, target, z0, eye, f->grid_scale);
         flush_world(r, &r->lines, GL_LINES);
         gl.Uniform1f(r->prog.l_fade_radius, 0.0f);
     }
+    if (side > 0) {
+        line_width(r, 1.5f * l->dpi_scale);
+        add_comparison(r, f, side, r->pos, eye);
+        flush_world(r, &r->lines, GL_LINES);
+    }
     if (a->trails) {
+        const struct viz_trail *tr = side == 0 ? &a->trail : &a->panel[side - 1].trail;
         /* 0.003 of the eye distance is ~2.5 pixels at 720 lines and a 45 degree field of view. */
-        add_trails(r, &a->trail[side], a->n, r->pos, a->truth.q, eye, 1.1f * f->body_radius,
-                   0.003f * f->cam->distance);
+        add_trails(r, tr, a->n, r->pos, a->truth.q, eye, 1.1f * f->body_radius, 0.003f * f->cam->distance);
         flush_world(r, &r->tris, GL_TRIANGLES);
     }
     gl.DepthMask(GL_TRUE);
@@ -918,98 +987,238 @@ static float top_of(const struct viz_layout *l, const struct viz_rect *rc)
     return (float)(l->fb_h - rc->y - rc->h);
 }
 
-/* The error-against-time plot: position MSE on a log scale over simulation time. */
+/* Colour of each panel's title and curve: the truth white, then amber, mint, pink, lilac
+ * (all far from the two charge hues, so that a test telling bodies by hue ignores them). */
+static const float panel_col[VIZ_MAX_PANELS][4] = {
+    {0.92f, 0.93f, 0.96f, 1.0f}, {0.98f, 0.92f, 0.55f, 1.0f}, {0.55f, 0.95f, 0.75f, 1.0f},
+    {1.00f, 0.62f, 0.86f, 1.0f}, {0.80f, 0.76f, 0.98f, 1.0f}};
+
+/* The curve a panel contributes to the plot, or NULL (the truth has no error curve). */
+static const struct viz_series *panel_series(const struct viz_app *a, int panel, int energy)
+{
+    if (panel == 0)
+        return energy ? &a->energy : NULL;
+    const struct viz_learned *p = &a->panel[panel - 1];
+    if (energy)
+        return p->position ? NULL : &p->energy;
+    return &p->err;
+}
+
+/* First word of a panel name, for the legend. */
+static void short_name(const char *name, char *out, size_t len)
+{
+    size_t k = 0;
+    while (name[k] && name[k] != ' ' && k + 1 < len) {
+        out[k] = name[k];
+        k++;
+    }
+    out[k] = '\0';
+}
+
+/* The plot: position MSE (log scale) or total energy of every panel over simulation time,
+ * one curve per panel in the panel's colour, a cursor at the displayed time. */
 static void draw_plot(struct viz_renderer *r, const struct viz_frame *f)
 {
     const struct viz_app *a = f->app;
     const struct viz_layout *l = f->layout;
-    int s = l->text_scale;
+    int s = l->text_scale, energy = a->plot_energy;
     float x = (float)l->plot.x, y = top_of(l, &l->plot), w = (float)l->plot.w, h = (float)l->plot.h;
     static const float panel[4] = {0.02f, 0.025f, 0.04f, 0.85f};
     static const float frame[4] = {0.45f, 0.5f, 0.6f, 0.6f};
     static const float label[4] = {0.78f, 0.80f, 0.86f, 1.0f};
-    static const float curve[4] = {0.98f, 0.92f, 0.55f, 1.0f};
     static const float tick[4] = {0.45f, 0.5f, 0.6f, 0.35f};
+    static const float cursor[4] = {0.92f, 0.93f, 0.96f, 0.5f};
+    static const float beyond[4] = {0.95f, 0.35f, 0.30f, 0.6f};
     ui_rect(r, x, y, w, h, panel);
     float lh = (float)(PLOT_FONT_LINE * s), cw = (float)(PLOT_FONT_ADVANCE * s);
-    ui_text_clip(r, x + cw, y + 0.5f * lh, s, "MSE vs time (log)", label, w - 2 * cw);
-    float px0 = x + 6 * cw, px1 = x + w - 1.5f * cw, py0 = y + 2.0f * lh, py1 = y + h - 1.6f * lh;
+    ui_text_clip(r, x + cw, y + 0.4f * lh, s, energy ? "energy vs time (E)" : "MSE vs time (log, E: energy)", label,
+                 w - 2 * cw);
+    /* Legend: the short names in the curves' colours. */
+    float lx = x + cw;
+    int panels = 1 + a->learned;
+    for (int k = 0; k < panels; k++) {
+        if (!panel_series(a, k, energy))
+            continue;
+        char nm[24];
+        short_name(k == 0 ? "truth" : a->panel[k - 1].name, nm, sizeof nm);
+        if (lx + (float)strlen(nm) * cw > x + w - cw)
+            break;
+        lx += ui_text(r, lx, y + 1.4f * lh, s, nm, panel_col[k]) + cw;
+    }
+    float px0 = x + 7 * cw, px1 = x + w - 1.5f * cw, py0 = y + 2.8f * lh, py1 = y + h - 1.6f * lh;
     if (px1 - px0 < 10 || py1 - py0 < 10)
         return;
+    double t0 = a->start_step * SIM_DT, tmax = a->t * SIM_DT;
     double lo = 0.0, hi = 0.0;
-    for (int k = 0; k < a->hist_count; k++) {
-        double m = a->hist_mse[k];
-        if (m > 0.0 && isfinite(m)) {
-            lo = lo == 0.0 || m < lo ? m : lo;
+    int have_range = 0;
+    for (int k = 0; k < panels; k++) {
+        const struct viz_series *sr = panel_series(a, k, energy);
+        if (!sr)
+            continue;
+        for (int j = 0; j < sr->count; j++) {
+            double m = sr->y[j];
+            if (!isfinite(m) || (!energy && !(m > 0.0)))
+                continue;
+            if (!have_range)
+                lo = hi = m, have_range = 1;
+            lo = m < lo ? m : lo;
             hi = m > hi ? m : hi;
         }
+        if (sr->count > 0 && sr->t[sr->count - 1] > tmax)
+            tmax = sr->t[sr->count - 1];
     }
-    int dlo = lo > 0.0 ? (int)floor(log10(lo)) : -6, dhi = hi > 0.0 ? (int)ceil(log10(hi)) : -2;
-    if (dhi - dlo < 2)
-        dlo = dhi - 2;
-    if (dlo < dhi - 8)
-        dlo = dhi - 8;
-    double tmax = a->t * SIM_DT > 1.0 ? a->t * SIM_DT : 1.0;
-    /* Label as many decades as fit with half a line between labels. */
-    int every = (int)ceilf(1.5f * lh * (float)(dhi - dlo) / (py1 - py0));
-    if (every < 1)
-        every = 1;
-    for (int d = dlo; d <= dhi; d++) {
-        float yy = py1 - (float)(d - dlo) / (float)(dhi - dlo) * (py1 - py0);
-        ui_line(r, px0, yy, px1, yy, 1.0f, tick);
-        if ((dhi - d) % every == 0) {
-            char buf[16];
-            snprintf(buf, sizeof buf, "1e%d", d);
-            ui_text(r, px0 - (float)(strlen(buf) + 1) * cw, yy - 0.5f * lh, s, buf, label);
+    if (tmax < t0 + 1.0)
+        tmax = t0 + 1.0;
+    double ylo, yhi;
+    if (energy) {
+        if (!have_range)
+            lo = -1.0, hi = 1.0;
+        double pad = 0.08 * (hi - lo) + 1e-6 * (fabs(hi) + 1.0);
+        ylo = lo - pad, yhi = hi + pad;
+        char buf[32];
+        snprintf(buf, sizeof buf, "%.3g", yhi);
+        ui_text(r, x + 0.5f * cw, py0 - 0.5f * lh, s, buf, label);
+        snprintf(buf, sizeof buf, "%.3g", ylo);
+        ui_text(r, x + 0.5f * cw, py1 - 0.5f * lh, s, buf, label);
+        ui_line(r, px0, py0, px1, py0, 1.0f, tick);
+        ui_line(r, px0, 0.5f * (py0 + py1), px1, 0.5f * (py0 + py1), 1.0f, tick);
+    } else {
+        int dlo = have_range ? (int)floor(log10(lo)) : -6, dhi = have_range ? (int)ceil(log10(hi)) : -2;
+        if (dhi - dlo < 2)
+            dlo = dhi - 2;
+        if (dlo < dhi - 8)
+            dlo = dhi - 8;
+        ylo = dlo, yhi = dhi;
+        /* Label as many decades as fit with half a line between labels. */
+        int every = (int)ceilf(1.5f * lh * (float)(dhi - dlo) / (py1 - py0));
+        if (every < 1)
+            every = 1;
+        for (int d = dlo; d <= dhi; d++) {
+            float yy = py1 - (float)(d - dlo) / (float)(dhi - dlo) * (py1 - py0);
+            ui_line(r, px0, yy, px1, yy, 1.0f, tick);
+            if ((dhi - d) % every == 0) {
+                char buf[16];
+                snprintf(buf, sizeof buf, "1e%d", d);
+                ui_text(r, px0 - (float)(strlen(buf) + 1) * cw, yy - 0.5f * lh, s, buf, label);
+            }
         }
     }
     ui_line(r, px0, py0, px0, py1, 1.0f, frame);
     ui_line(r, px0, py1, px1, py1, 1.0f, frame);
     char buf[32];
-    ui_text(r, px0, py1 + 0.3f * lh, s, "t 0", label);
+    snprintf(buf, sizeof buf, "t %.1f", t0);
+    ui_text(r, px0, py1 + 0.3f * lh, s, buf, label);
     snprintf(buf, sizeof buf, "%.1f", tmax);
     ui_text(r, px1 - (float)strlen(buf) * cw, py1 + 0.3f * lh, s, buf, label);
-    /* One point per pixel column is all the plot can show. */
-    int stride = a->hist_count > (int)(px1 - px0) ? a->hist_count / (int)(px1 - px0) : 1;
-    float lx = 0, ly = 0;
-    int have = 0;
-    for (int k = 0; k < a->hist_count; k += stride) {
-        double m = a->hist_mse[k];
-        double lm = m > 0.0 && isfinite(m) ? log10(m) : dlo;
-        if (lm < dlo)
-            lm = dlo;
-        float xx = px0 + (float)(a->hist_t[k] / tmax) * (px1 - px0);
-        float yy = py1 - (float)((lm - dlo) / (dhi - dlo)) * (py1 - py0);
-        if (have)
-            ui_line(r, lx, ly, xx, yy, 1.5f * l->dpi_scale, curve);
-        lx = xx, ly = yy, have = 1;
+    double span = tmax - t0;
+    double th = a->horizon_step * SIM_DT;
+    if (th > t0 && th < tmax) {
+        float xx = px0 + (float)((th - t0) / span) * (px1 - px0);
+        ui_line(r, xx, py0, xx, py1, 1.0f, beyond);
     }
-    if (have)
-        ui_rect(r, lx - 2.0f * l->dpi_scale, ly - 2.0f * l->dpi_scale, 4.0f * l->dpi_scale,
-                4.0f * l->dpi_scale, curve);
+    for (int k = 0; k < panels; k++) {
+        const struct viz_series *sr = panel_series(a, k, energy);
+        if (!sr || sr->count == 0)
+            continue;
+        /* One point per pixel column is all the plot can show. */
+        int stride = sr->count > (int)(px1 - px0) ? sr->count / (int)(px1 - px0) : 1;
+        float qx = 0, qy = 0;
+        int have = 0;
+        for (int j = 0; j < sr->count; j += stride) {
+            double m = sr->y[j];
+            double v = energy ? m : (m > 0.0 && isfinite(m) ? log10(m) : ylo);
+            if (!isfinite(v))
+                continue;
+            v = v < ylo ? ylo : v > yhi ? yhi : v;
+            float xx = px0 + (float)((sr->t[j] - t0) / span) * (px1 - px0);
+            float yy = py1 - (float)((v - ylo) / (yhi - ylo)) * (py1 - py0);
+            if (have)
+                ui_line(r, qx, qy, xx, yy, 1.5f * l->dpi_scale, panel_col[k]);
+            else if (sr->count == 1 || stride > sr->count)
+                ui_rect(r, xx - 2.0f * l->dpi_scale, yy - 2.0f * l->dpi_scale, 4.0f * l->dpi_scale,
+                        4.0f * l->dpi_scale, panel_col[k]);
+            qx = xx, qy = yy, have = 1;
+        }
+    }
+    float cx = px0 + (float)((a->t * SIM_DT - t0) / span) * (px1 - px0);
+    ui_line(r, cx, py0, cx, py1, 1.0f, cursor);
+}
+
+/* The timeline under the panels: the span from the start, the part the history ring can go
+ * back to, the training horizon and what lies beyond it in red, the displayed time. */
+static void draw_timeline(struct viz_renderer *r, const struct viz_frame *f)
+{
+    const struct viz_app *a = f->app;
+    const struct viz_layout *l = f->layout;
+    const struct viz_hud *h = f->hud;
+    if (l->timeline.h <= 0)
+        return;
+    int s = l->text_scale;
+    float lh = (float)(PLOT_FONT_LINE * s), cw = (float)(PLOT_FONT_ADVANCE * s);
+    float y = top_of(l, &l->timeline), th = (float)l->timeline.h;
+    static const float back[4] = {0.035f, 0.04f, 0.055f, 1.0f};
+    static const float bar[4] = {0.30f, 0.33f, 0.40f, 1.0f};
+    static const float ring[4] = {0.50f, 0.56f, 0.68f, 1.0f};
+    static const float red[4] = {0.90f, 0.25f, 0.22f, 0.75f};
+    static const float redtext[4] = {1.00f, 0.45f, 0.40f, 1.0f};
+    static const float label[4] = {0.78f, 0.80f, 0.86f, 1.0f};
+    static const float cur[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+    ui_rect(r, 0.0f, y, (float)l->fb_w, th, back);
+    double t0, t1;
+    float x0, x1;
+    viz_timeline_span(a, &t0, &t1);
+    viz_timeline_bar(l, &x0, &x1);
+    float by = y + 0.15f * lh + lh, bh = 0.45f * lh;
+    ui_rect(r, x0, by, x1 - x0, bh, bar);
+    long first, last;
+    float scale = (x1 - x0) / (float)(t1 - t0);
+    if (viz_app_ring_range(a, &first, &last)) {
+        float r0 = x0 + (float)(first * SIM_DT - t0) * scale, r1 = x0 + (float)(last * SIM_DT - t0) * scale;
+        ui_rect(r, r0, by, r1 - r0 > 1.0f ? r1 - r0 : 1.0f, bh, ring);
+    }
+    double hz = a->horizon_step * SIM_DT;
+    if (hz < t1) {
+        float hx = x0 + (float)(hz - t0) * scale;
+        if (hx < x0)
+            hx = x0;
+        ui_rect(r, hx, by - 0.1f * lh, x1 - hx, bh + 0.2f * lh, red);
+        ui_line(r, hx, by - 0.3f * lh, hx, by + bh + 0.3f * lh, 2.0f * l->dpi_scale, redtext);
+    }
+    float cx = x0 + (float)(a->t * SIM_DT - t0) * scale;
+    ui_rect(r, cx - 1.5f * l->dpi_scale, by - 0.35f * lh, 3.0f * l->dpi_scale, bh + 0.7f * lh, cur);
+    char buf[64];
+    snprintf(buf, sizeof buf, "t %.2f", a->t * SIM_DT);
+    ui_text(r, x0, y + 0.15f * lh, s, buf, label);
+    snprintf(buf, sizeof buf, "%.1f", t1);
+    ui_text(r, x1 - (float)strlen(buf) * cw, y + 0.15f * lh, s, buf, label);
+    if (h)
+        ui_text_clip(r, x0 + 10 * cw, y + 0.15f * lh, s, h->timeline, h->beyond ? redtext : label,
+                     x1 - x0 - 16 * cw);
 }
 
 /* Text, legend, plot and help of one frame. */
-static void draw_overlay(struct viz_renderer *r, const struct viz_frame *f, float tips[2][3][2])
+static void draw_overlay(struct viz_renderer *r, const struct viz_frame *f, float tips[VIZ_MAX_PANELS][3][2])
 {
     const struct viz_layout *l = f->layout;
     const struct viz_hud *h = f->hud;
     const struct viz_app *a = f->app;
     int s = l->text_scale;
     float lh = (float)(PLOT_FONT_LINE * s), cw = (float)(PLOT_FONT_ADVANCE * s), m = 8.0f * s;
-    static const float white[4] = {1.0f, 1.0f, 1.0f, 1.0f};
     static const float grey[4] = {0.68f, 0.71f, 0.78f, 1.0f};
     static const float info[4] = {0.86f, 0.88f, 0.92f, 1.0f};
-    static const float amber[4] = {0.98f, 0.92f, 0.55f, 1.0f};
     static const float warn[4] = {1.0f, 0.86f, 0.52f, 1.0f};
     static const float axis[4] = {0.78f, 0.80f, 0.86f, 0.9f};
-    float room[2];
-    for (int side = 0; side < 2; side++) {
+    static const float redtext[4] = {1.00f, 0.45f, 0.40f, 1.0f};
+    float room[VIZ_MAX_PANELS];
+    for (int side = 0; side < l->panels; side++) {
         const struct viz_rect *vp = &l->view[side];
         float x = (float)vp->x + m, y = top_of(l, vp) + m;
         room[side] = (float)vp->w - 2 * m;
-        ui_text_clip(r, x, y, s, h->title[side], white, room[side]);
+        static const float white[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+        ui_text_clip(r, x, y, s, h->title[side], side == 0 ? white : panel_col[side], room[side] - (float)(48 * s));
         ui_text_clip(r, x, y + lh, s, h->sub[side], grey, room[side] - (float)(48 * s));
+        if (side > 0)
+            ui_text_clip(r, x, y + 2.2f * lh, s, h->error[side], panel_col[side], room[side]);
         static const char *const names[3] = {"x", "y", "z"};
         for (int k = 0; k < 3; k++)
             ui_text(r, tips[side][k][0] - 0.5f * cw, (float)l->fb_h - tips[side][k][1] - 0.5f * lh, s,
@@ -1019,26 +1228,27 @@ static void draw_overlay(struct viz_renderer *r, const struct viz_frame *f, floa
     for (int k = 0; k < 3; k++)
         if (h->info[k][0])
             ui_text_clip(r, x0, y0 + (float)k * lh, s, h->info[k], info, room[0]);
-    ui_text_clip(r, (float)l->view[1].x + m, top_of(l, &l->view[1]) + m + 2.4f * lh, s, h->error, amber,
-                 room[1]);
+    if (h->beyond)
+        ui_text_clip(r, x0, y0 + 3.0f * lh, s, "beyond the training horizon", redtext, room[0]);
 
     /* Bottom left: legend, then the status line above it. */
-    float yb = (float)l->fb_h - m - lh;
+    float yb = top_of(l, &l->view[0]) + (float)l->view[0].h - m - lh;
     float xb = x0;
     float sq = (float)(5 * s);
     float cpos[4] = {col_pos[0], col_pos[1], col_pos[2], 1.0f};
     float cneg[4] = {col_neg[0], col_neg[1], col_neg[2], 1.0f};
     ui_rect(r, xb, yb + 2.0f * s, sq, sq + 2.0f * s, cpos);
     xb += sq + cw;
-    xb += ui_text(r, xb, yb, s, "charge +1", info) + 2 * cw;
+    xb += ui_text(r, xb, yb, s, "+1", info) + 2 * cw;
     ui_rect(r, xb, yb + 2.0f * s, sq, sq + 2.0f * s, cneg);
     xb += sq + cw;
-    xb += ui_text(r, xb, yb, s, "charge -1", info) + 3 * cw;
+    xb += ui_text(r, xb, yb, s, "-1", info) + 3 * cw;
     ui_text(r, xb, yb, s, "H help", grey);
     if (h->status[0])
         ui_text_clip(r, x0, yb - 1.4f * lh, s, h->status, warn, (float)l->fb_w - 2 * m);
 
     draw_plot(r, f);
+    draw_timeline(r, f);
 
     if (a->help) {
         /* The panel shrinks to 1x text when it would not fit the window. */
@@ -1046,10 +1256,11 @@ static void draw_overlay(struct viz_renderer *r, const struct viz_frame *f, floa
             s = 1;
             lh = (float)PLOT_FONT_LINE, cw = (float)PLOT_FONT_ADVANCE;
         }
-        float w = 44 * cw, hh = (float)(h->help_lines + 2) * lh;
+        float w = 48 * cw, hh = (float)(h->help_lines + 2) * lh;
         float px = 0.5f * ((float)l->fb_w - w), py = 0.5f * ((float)l->fb_h - hh);
         static const float panel[4] = {0.02f, 0.025f, 0.04f, 0.88f};
         static const float border[4] = {0.45f, 0.5f, 0.6f, 0.8f};
+        static const float white[4] = {1.0f, 1.0f, 1.0f, 1.0f};
         ui_rect(r, px, py, w, hh, panel);
         ui_line(r, px, py, px + w, py, 1.0f, border);
         ui_line(r, px, py + hh, px + w, py + hh, 1.0f, border);
@@ -1095,10 +1306,13 @@ int viz_render_frame(struct viz_renderer *r, const struct viz_frame *f, char err
         float *p = realloc(r->pos, (size_t)3 * f->app->n * sizeof(float));
         if (p)
             r->pos = p;
+        float *g = realloc(r->ghost, (size_t)3 * f->app->n * sizeof(float));
+        if (g)
+            r->ghost = g;
         struct depth_key *o = realloc(r->order, (size_t)f->app->n * sizeof *o);
         if (o)
             r->order = o;
-        if (!p || !o) {
+        if (!p || !g || !o) {
             snprintf(err, VIZ_ERRLEN, "out of memory");
             return VIZ_ENOMEM;
         }
@@ -1112,9 +1326,9 @@ int viz_render_frame(struct viz_renderer *r, const struct viz_frame *f, char err
     fbuf_clear(&r->lines);
     fbuf_clear(&r->tris);
     fbuf_clear(&r->ui);
-    float tips[2][3][2];
+    float tips[VIZ_MAX_PANELS][3][2];
     memset(tips, 0, sizeof tips);
-    for (int side = 0; side < 2; side++) {
+    for (int side = 0; side < l->panels; side++) {
         draw_side(r, f, side);
         if (f->hud)
             draw_axes(r, f, side, tips[side]);

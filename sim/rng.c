@@ -168,26 +168,40 @@ void sim_rng_choice_p(struct sim_rng *r, const double *p, int k, int count, int 
     }
 }
 
-/* Reference order: charges, positions, velocities, then one reflection at the box. */
+/* Reference order: seed, then the draws of sim_initial_state_rng. */
 void sim_initial_state(struct sim_system *s, uint32_t seed)
 {
-    static const double charge_p[3] = {0.5, 0.0, 0.5};
     struct sim_rng r;
-    int n = s->n;
     sim_rng_seed(&r, seed);
+    sim_initial_state_rng(s, &r);
+}
+
+/* Thrown-away normals still run the polar method's rejection loop: no shortcut exists. */
+void sim_rng_skip_randn(struct sim_rng *r, size_t count)
+{
+    for (size_t k = 0; k < count; k++)
+        (void)sim_rng_randn(r);
+}
+
+/* Reference order: charges, positions, velocities, then one reflection at the box. */
+void sim_initial_state_rng(struct sim_system *s, struct sim_rng *rng)
+{
+    static const double charge_p[3] = {0.5, 0.0, 0.5};
+    struct sim_rng *r = rng;
+    int n = s->n;
 
     for (int i = 0; i < n; i++) {
         int idx;
-        sim_rng_choice_p(&r, charge_p, 3, 1, &idx);
+        sim_rng_choice_p(r, charge_p, 3, 1, &idx);
         s->q[i] = (double)idx - 1.0; /* charge types {-1, 0, +1} */
     }
 
     /* (n / 5.) ** (1 / 3) in Python is C pow on doubles; 1.0 * keeps the reference's product. */
     double loc_std = SIM_LOC_STD_5 * pow((double)n / 5.0, 1.0 / 3.0);
     for (int c = 0; c < 3 * n; c++)
-        s->x[c] = sim_rng_randn(&r) * loc_std;
+        s->x[c] = sim_rng_randn(r) * loc_std;
     for (int c = 0; c < 3 * n; c++)
-        s->v[c] = sim_rng_randn(&r);
+        s->v[c] = sim_rng_randn(r);
 
     /* NumPy's axis-0 sum of the squares adds the rows in order: (x^2 + y^2) + z^2;
      * vel * 0.5 / norm evaluates left to right. */

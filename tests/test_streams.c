@@ -53,7 +53,7 @@ static int teardown(void **state)
 /* Run nbody-gen with args; its exit status; stderr into err (errlen bytes) if given. */
 static int gen(const char *args, char *err, size_t errlen)
 {
-    char cmd[2048], errfile[300];
+    char cmd[4096], errfile[300];
     snprintf(errfile, sizeof errfile, "%s/stderr.txt", root);
     snprintf(cmd, sizeof cmd, GEN " %s >/dev/null 2>'%s'", args, errfile);
     int st = system(cmd);

@@ -176,11 +176,25 @@ void sim_initial_state(struct sim_system *s, uint32_t seed)
     sim_initial_state_rng(s, &r);
 }
 
-/* Thrown-away normals still run the polar method's rejection loop: no shortcut exists. */
+/* Thrown-away normals still run the polar method's rejection loop, which decides how many words
+ * each pair takes; only the pair whose second value stays cached needs its log and sqrt. */
 void sim_rng_skip_randn(struct sim_rng *r, size_t count)
 {
-    for (size_t k = 0; k < count; k++)
-        (void)sim_rng_randn(r);
+    if (count > 0 && r->has_gauss) {
+        r->has_gauss = 0;
+        r->gauss = 0.0;
+        count--;
+    }
+    for (; count >= 2; count -= 2) {
+        double x1, x2, r2;
+        do {
+            x1 = 2.0 * mt_next_double(r) - 1.0;
+            x2 = 2.0 * mt_next_double(r) - 1.0;
+            r2 = x1 * x1 + x2 * x2;
+        } while (r2 >= 1.0 || r2 == 0.0);
+    }
+    if (count == 1)
+        (void)sim_rng_randn(r); /* leaves the pair's other value cached, as NumPy does */
 }
 
 /* Reference order: charges, positions, velocities, then one reflection at the box. */

@@ -48,7 +48,7 @@ static const char usage[] =
 
 struct options {
     int kind, bodies, length, sample_freq, threads, stream, force, json;
-    int reference_flag; /* --reference-seeds given */
+    int reference_flag, stream_given; /* --reference-seeds, --stream given */
     long train, valid, test;
     uint32_t seed;
     const char *tag, *out;
@@ -139,9 +139,9 @@ static int check_sizes(const struct options *o, int frames, int threads)
     human_bytes(bytes, want, sizeof want);
     human_bytes(ram, have, sizeof have);
     fprintf(stderr, "nbody-gen: %ld %s trajectories of %d bodies and %d frames (and %d threads' "
-            "scratch and every initial state) need %.3g bytes (%s) of memory at once, more than %s%s; use fewer "
-            "trajectories, bodies, frames or threads\n", counts[big], splits[big], n, frames,
-            threads, bytes, want, bad ? "a size_t can count" : "this machine's ",
+            "scratch and every initial state) need %.3g bytes (%s) of memory at once, more "
+            "than %s%s; use fewer trajectories, bodies, frames or threads\n", counts[big],
+            splits[big], n, frames, threads, bytes, want, bad ? "a size_t can count" : "this machine's ",
             bad ? "" : have);
     return 2;
 }
@@ -179,6 +179,7 @@ static int parse_args(int argc, char **argv, struct options *o)
                 return fail("unknown --sim '%s'%s: expected charged, static or dynamic", v, "");
         } else if (!strcmp(a, "--stream")) {
             o->stream = sim_stream_parse(v);
+            o->stream_given = 1;
             if (o->stream < 0)
                 return fail("unknown --stream '%s'%s: expected distinct, clofnet, clofnet-serial "
                             "or egnn", v, "");
@@ -221,7 +222,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         }
     }
     if (o->reference_flag) {
-        if (o->stream != SIM_STREAM_DISTINCT && o->stream != SIM_STREAM_CLOFNET)
+        if (o->stream_given && o->stream != SIM_STREAM_CLOFNET)
             return fail("--reference-seeds means --stream clofnet, not --stream %s%s",
                         sim_stream_name(o->stream), "");
         o->stream = SIM_STREAM_CLOFNET;

@@ -348,14 +348,15 @@ static void test_sidecar_bad_softening(void **state)
 static void test_bad_flags(void **state)
 {
     (void)state;
-    static const char *const bad[5][2] = {
+    static const char *const bad[6][2] = {
         {"--stream numpy", "unknown --stream 'numpy'"},
         {"--stream", "needs a value"},
         {"--stream egnn --sim static", "--stream egnn has no --sim static"},
         {"--reference-seeds --stream egnn", "--reference-seeds means --stream clofnet"},
+        {"--stream distinct --reference-seeds", "not --stream distinct"},
         {"--stream distinct --valid 1000001 --train 0 --test 0 --length 200",
          "need another --stream"}};
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 6; k++) {
         char dir[400], args[1200], err[2048];
         snprintf(dir, sizeof dir, "%s/bad%d", root, k);
         snprintf(args, sizeof args, "--out '%s' %s", dir, bad[k][0]);

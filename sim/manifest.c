@@ -332,6 +332,43 @@ static int file_member(struct jp *p, const char *key, void *ctx)
     return jskip(p, 2);
 }
 
+/* A finite number as a double: the JSON grammar checked by jnumber, the value by
+ * sim_parse_double (independent of the locale). */
+static int jdouble(struct jp *p, double *out)
+{
+    ws(p);
+    size_t at = p->i;
+    int64_t iv;
+    int is_int;
+    if (jnumber(p, &iv, &is_int))
+        return -1;
+    char buf[64];
+    size_t len = p->i - at;
+    if (len < sizeof buf) {
+        memcpy(buf, p->s + at, len);
+        buf[len] = '\0';
+        if (sim_parse_double(buf, out) == SIM_OK)
+            return 0;
+    }
+    p->i = at;
+    return jfail(p, "a number too long or out of the range of double");
+}
+
+/* The "physics" object: only the softening differs between datasets (by stream); the other
+ * constants are the same for every dataset this version writes and are not read back. */
+static int physics_member(struct jp *p, const char *key, void *ctx)
+{
+    double *softening = ctx;
+    if (!strcmp(key, "softening")) {
+        if (jdouble(p, softening))
+            return -1;
+        if (*softening < 0)
+            return jfail(p, "negative softening");
+        return 0;
+    }
+    return jskip(p, 2);
+}
+
 /* The "counts" object. */
 static int counts_member(struct jp *p, const char *key, void *ctx)
 {
@@ -389,6 +426,12 @@ static int top_member(struct jp *p, const char *key, void *ctx)
         return jint(p, 0, INT64_MAX, &m->frames);
     if (!strcmp(key, "reference_seeds"))
         return jbool(p, &m->reference_seeds);
+    if (!strcmp(key, "stream"))
+        return jstring(p, m->stream, sizeof m->stream);
+    if (!strcmp(key, "generator_version"))
+        return jint(p, 0, INT64_MAX, &m->generator_version);
+    if (!strcmp(key, "physics"))
+        return jobject(p, physics_member, &m->softening);
     if (!strcmp(key, "counts"))
         return jobject(p, counts_member, m->counts);
     if (!strcmp(key, "files")) {
@@ -548,12 +591,15 @@ int sim_manifest_write(const char *dir, const struct sim_manifest *m, char err[S
     FILE *f = a.f;
     fprintf(f, "{\n  \"format\": \"%s\",\n  \"generator\": ", SIM_MANIFEST_FORMAT);
     sim_json_string(f, m->generator);
-    fprintf(f, ",\n  \"run_id\": ");
+    fprintf(f, ",\n  \"generator_version\": %lld,\n  \"run_id\": ",
+            (long long)m->generator_version);
     sim_json_string(f, m->run_id);
     fprintf(f, ",\n  \"sim\": ");
     sim_json_string(f, m->sim);
     fprintf(f, ",\n  \"bodies\": %lld,\n  \"tag\": ", (long long)m->bodies);
     sim_json_string(f, m->tag);
+    fprintf(f, ",\n  \"stream\": ");
+    sim_json_string(f, m->stream);
     fprintf(f, ",\n  \"seed\": %lld,\n  \"reference_seeds\": %s,\n  \"length\": %lld,\n"
                "  \"sample_freq\": %lld,\n  \"frames\": %lld,\n"
                "  \"counts\": {\"train\": %lld, \"valid\": %lld, \"test\": %lld},\n"
@@ -561,7 +607,7 @@ int sim_manifest_write(const char *dir, const struct sim_manifest *m, char err[S
                "\"gravity\": %.15g, \"bfield\": %.15g},\n  \"files\": [",
             (long long)m->seed, m->reference_seeds ? "true" : "false", (long long)m->length,
             (long long)m->sample_freq, (long long)m->frames, (long long)m->counts[0],
-            (long long)m->counts[1], (long long)m->counts[2], SIM_DT, SIM_SOFTENING, SIM_MAX_F,
+            (long long)m->counts[1], (long long)m->counts[2], SIM_DT, m->softening, SIM_MAX_F,
             SIM_GRAVITY, SIM_BFIELD);
     for (int k = 0; k < m->nfiles; k++) {
         char hex[65];

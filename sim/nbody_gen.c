@@ -32,9 +32,16 @@ static const char usage[] =
     "  --out DIR           the dataset's folder (default: ./TAG): made whole or not at\n"
     "                      all, and with --force replaced whole; new, empty or holding\n"
     "                      only this dataset (the twelve files and dataset.json)\n"
-    "  --reference-seeds   derive per-trajectory seeds exactly as the reference\n"
-    "                      generator does (repeats possible); default: the same\n"
-    "                      stream with repeats skipped, so no trajectory appears twice\n"
+    "  --stream NAME       how the initial states are drawn from the seed, to\n"
+    "                      regenerate a published dataset exactly:\n"
+    "                        distinct: (default) the clofnet seeds with repeats\n"
+    "                          skipped, so no trajectory appears twice\n"
+    "                        clofnet: mouthful/ClofNet's script as published (worker\n"
+    "                          pool; repeats possible)\n"
+    "                        clofnet-serial: the same script run without its pool\n"
+    "                        egnn: vgsatorras/egnn's generator (charged only; the\n"
+    "                          ES(5) dataset of EGNN, SEGNN, CGENN with --train 10000)\n"
+    "  --reference-seeds   the same as --stream clofnet\n"
     "  --threads K         worker threads (default: all cores); output is identical\n"
     "                      (under mpirun: per rank; each rank computes a contiguous share\n"
     "                      of every split and rank 0 writes the files, the same bytes)\n"
@@ -43,7 +50,8 @@ static const char usage[] =
     "  --help              this text\n";
 
 struct options {
-    int kind, bodies, length, sample_freq, threads, reference, force, json;
+    int kind, bodies, length, sample_freq, threads, stream, force, json;
+    int reference_flag, stream_given; /* --reference-seeds, --stream given */
     long train, valid, test;
     uint32_t seed;
     const char *tag, *out;
@@ -107,11 +115,14 @@ static int check_sizes(const struct options *o, int frames, int threads)
             big = s;
     const int n = o->bodies;
     struct split_bytes b;
-    size_t need = 0, scratch, seeds;
+    size_t need = 0, scratch, seeds, states;
     int bad = split_bytes(counts[big], frames, n, &b) ||
               mul_size(SIM_FORCES_WORK(n) + 12 * (size_t)n, sizeof(double), &scratch) ||
               mul_size(scratch, (size_t)threads, &scratch) ||
               mul_size((size_t)(o->train + o->valid + o->test), sizeof(uint32_t), &seeds) ||
+              mul_size((size_t)(o->train + o->valid + o->test), SIM_STATE_DOUBLES(n), &states) ||
+              mul_size(states, sizeof(double), &states) ||
+              __builtin_add_overflow(seeds, states, &seeds) ||
               __builtin_add_overflow(b.lv, b.lv, &need) ||
               __builtin_add_overflow(need, b.edges, &need) ||
               __builtin_add_overflow(need, b.charges, &need) ||
@@ -125,14 +136,15 @@ static int check_sizes(const struct options *o, int frames, int threads)
     double bytes = 2.0 * counts[big] * frames * 3.0 * n * sizeof(double) +
                    (double)counts[big] * n * (n + 1.0) * sizeof(double) +
                    (double)threads * ((double)n * n + 14.0 * n) * sizeof(double) +
-                   (double)(o->train + o->valid + o->test) * sizeof(uint32_t);
+                   (double)(o->train + o->valid + o->test) *
+                       (sizeof(uint32_t) + 7.0 * n * sizeof(double));
     char want[32], have[32];
     human_bytes(bytes, want, sizeof want);
     human_bytes(ram, have, sizeof have);
     fprintf(stderr, "nbody-gen: %ld %s trajectories of %d bodies and %d frames (and %d threads' "
-            "scratch) need %.3g bytes (%s) of memory at once, more than %s%s; use fewer "
-            "trajectories, bodies, frames or threads\n", counts[big], splits[big], n, frames,
-            threads, bytes, want, bad ? "a size_t can count" : "this machine's ",
+            "scratch and every initial state) need %.3g bytes (%s) of memory at once, more "
+            "than %s%s; use fewer trajectories, bodies, frames or threads\n", counts[big],
+            splits[big], n, frames, threads, bytes, want, bad ? "a size_t can count" : "this machine's ",
             bad ? "" : have);
     return 2;
 }
@@ -149,12 +161,12 @@ static int parse_args(int argc, char **argv, struct options *o)
             fputs(usage, stdout);
             exit(0);
         }
-        if (!strcmp(a, "--reference-seeds")) { o->reference = 1; continue; }
+        if (!strcmp(a, "--reference-seeds")) { o->reference_flag = 1; continue; }
         if (!strcmp(a, "--force")) { o->force = 1; continue; }
         if (!strcmp(a, "--json")) { o->json = 1; continue; }
         static const char *const valued[] = {"--sim", "--bodies", "--train", "--valid", "--test",
                                              "--length", "--sample-freq", "--seed", "--tag",
-                                             "--out", "--threads"};
+                                             "--out", "--threads", "--stream"};
         int known = 0;
         for (size_t k = 0; k < sizeof valued / sizeof *valued; k++)
             known |= !strcmp(a, valued[k]);
@@ -168,6 +180,12 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->kind = sim_kind_parse(v);
             if (o->kind < 0)
                 return fail("unknown --sim '%s'%s: expected charged, static or dynamic", v, "");
+        } else if (!strcmp(a, "--stream")) {
+            o->stream = sim_stream_parse(v);
+            o->stream_given = 1;
+            if (o->stream < 0)
+                return fail("unknown --stream '%s'%s: expected distinct, clofnet, clofnet-serial "
+                            "or egnn", v, "");
         } else if (!strcmp(a, "--tag")) {
             if (strchr(v, '/'))
                 return fail("--tag '%s' must not contain '/'%s", v, "");
@@ -206,6 +224,15 @@ static int parse_args(int argc, char **argv, struct options *o)
                 o->test = x;
         }
     }
+    if (o->reference_flag) {
+        if (o->stream_given && o->stream != SIM_STREAM_CLOFNET)
+            return fail("--reference-seeds means --stream clofnet, not --stream %s%s",
+                        sim_stream_name(o->stream), "");
+        o->stream = SIM_STREAM_CLOFNET;
+    }
+    if (!sim_stream_has_kind(o->stream, o->kind))
+        return fail("--stream %s has no --sim %s: the EGNN generator makes the charged setting "
+                    "only", sim_stream_name(o->stream), sim_kind_name(o->kind));
     if (!o->out)
         o->out = o->tag; /* the ClofNet loaders expect a dataset under a folder of its tag */
     if (o->length % o->sample_freq != 0) {
@@ -222,9 +249,10 @@ static int parse_args(int argc, char **argv, struct options *o)
                          o->threads ? o->threads : omp_get_max_threads());
     if (rc)
         return rc;
-    if (!o->reference && o->train + o->valid + o->test > SIM_SEED_RANGE)
-        return fail("more than 1000000 trajectories need --reference-seeds: distinct seeds are "
-                    "drawn from 0 .. 999999%s%s", "", "");
+    if (o->stream == SIM_STREAM_DISTINCT && o->train + o->valid + o->test > SIM_SEED_RANGE)
+        return fail("more than 1000000 trajectories need another --stream (clofnet, "
+                    "clofnet-serial or egnn): distinct seeds are drawn from 0 .. 999999%s%s", "",
+                    "");
     return 0;
 }
 
@@ -455,7 +483,10 @@ static int run(int argc, char **argv)
     snprintf(man.tag, sizeof man.tag, "%s", o.tag);
     man.bodies = n;
     man.seed = o.seed;
-    man.reference_seeds = o.reference;
+    man.reference_seeds = o.stream == SIM_STREAM_CLOFNET;
+    snprintf(man.stream, sizeof man.stream, "%s", sim_stream_name(o.stream));
+    man.generator_version = SIM_GENERATOR_VERSION;
+    man.softening = sim_stream_softening(o.stream);
     man.length = o.length;
     man.sample_freq = o.sample_freq;
     man.frames = frames;
@@ -463,16 +494,25 @@ static int run(int argc, char **argv)
     man.counts[1] = o.valid;
     man.counts[2] = o.test;
 
-    uint32_t *seeds = malloc(sizeof *seeds * (size_t)total);
-    if (!seeds) {
+    /* every initial state first, in one serial pass over the stream; laid out in the order
+     * of counts[] (valid, test, train), so trajectory offset + t of the loop below is slot
+     * offset + t */
+    const size_t sd = SIM_STATE_DOUBLES(n);
+    double *states = malloc(sizeof *states * sd * (size_t)(total > 0 ? total : 1));
+    if (!states) {
         sim_folder_unlock(&folder);
         return fail("out of memory%s%s", "", "");
     }
-    if (sim_seeds(o.seed, (int)total, o.reference, seeds) != SIM_OK) {
-        free(seeds);
+    const long by_split[3] = {o.train, o.valid, o.test};
+    double *const slots[3] = {states + sd * (size_t)(o.valid + o.test), states,
+                              states + sd * (size_t)o.valid};
+    if (sim_stream_states(o.stream, o.seed, n, frames, by_split, slots) != SIM_OK) {
+        free(states);
         sim_folder_unlock(&folder);
-        return fail("cannot derive %s per-trajectory seeds%s", "the", "");
+        return fail("cannot draw the initial states of --stream %s%s", sim_stream_name(o.stream),
+                    "");
     }
+    const int unsoftened = sim_stream_softening(o.stream) == 0.0;
     rc = mpi.rank == 0 && sim_folder_begin(&folder, err) != SIM_OK;
     struct progress prog = {.tty = isatty(2), .start = now()};
     long offset = 0;
@@ -487,9 +527,9 @@ static int run(int argc, char **argv)
         if (!loc || !vel || !edges || !charges) {
             snprintf(err, sizeof err, "out of memory for %ld trajectories of %d bodies", c, n);
             rc = 1;
-        } else if (sim_generate(o.kind, n, o.length, o.sample_freq, hi - lo, seeds + offset + lo,
-                                threads, loc, vel, edges, charges, show_progress,
-                                &prog) != SIM_OK) {
+        } else if (sim_generate_states(o.kind, n, o.length, o.sample_freq, unsoftened, hi - lo,
+                                       states + sd * (size_t)(offset + lo), threads, loc, vel,
+                                       edges, charges, show_progress, &prog) != SIM_OK) {
             snprintf(err, sizeof err, "simulation failed");
             rc = 1;
         }
@@ -538,7 +578,7 @@ static int run(int argc, char **argv)
         free(edges);
         free(charges);
     }
-    free(seeds);
+    free(states);
     if (prog.tty)
         fprintf(stderr, "\r\033[K");
     if (!rc && mpi.rank == 0) {
@@ -563,10 +603,11 @@ static int run(int argc, char **argv)
     if (o.json) {
         printf("{\"sim\": \"%s\", \"bodies\": %d, \"train\": %ld, \"valid\": %ld, \"test\": %ld, "
                "\"frames\": %d, \"length\": %d, \"sample_freq\": %d, \"seed\": %u, "
-               "\"reference_seeds\": %s, \"threads\": %d, \"seconds\": %.3f, "
+               "\"stream\": \"%s\", \"reference_seeds\": %s, \"threads\": %d, \"seconds\": %.3f, "
                "\"trajectories_per_second\": %.1f, \"run_id\": \"%s\", \"out\": ",
                sim_kind_name(o.kind), n, o.train, o.valid, o.test, frames, o.length, o.sample_freq,
-               (unsigned)o.seed, o.reference ? "true" : "false", threads, secs, total / secs,
+               (unsigned)o.seed, sim_stream_name(o.stream),
+               o.stream == SIM_STREAM_CLOFNET ? "true" : "false", threads, secs, total / secs,
                man.run_id);
         sim_json_string(stdout, o.out);
         printf("}\n");

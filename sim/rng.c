@@ -168,26 +168,54 @@ void sim_rng_choice_p(struct sim_rng *r, const double *p, int k, int count, int 
     }
 }
 
-/* Reference order: charges, positions, velocities, then one reflection at the box. */
+/* Reference order: seed, then the draws of sim_initial_state_rng. */
 void sim_initial_state(struct sim_system *s, uint32_t seed)
 {
-    static const double charge_p[3] = {0.5, 0.0, 0.5};
     struct sim_rng r;
-    int n = s->n;
     sim_rng_seed(&r, seed);
+    sim_initial_state_rng(s, &r);
+}
+
+/* Thrown-away normals still run the polar method's rejection loop, which decides how many words
+ * each pair takes; only the pair whose second value stays cached needs its log and sqrt. */
+void sim_rng_skip_randn(struct sim_rng *r, size_t count)
+{
+    if (count > 0 && r->has_gauss) {
+        r->has_gauss = 0;
+        r->gauss = 0.0;
+        count--;
+    }
+    for (; count >= 2; count -= 2) {
+        double x1, x2, r2;
+        do {
+            x1 = 2.0 * mt_next_double(r) - 1.0;
+            x2 = 2.0 * mt_next_double(r) - 1.0;
+            r2 = x1 * x1 + x2 * x2;
+        } while (r2 >= 1.0 || r2 == 0.0);
+    }
+    if (count == 1)
+        (void)sim_rng_randn(r); /* leaves the pair's other value cached, as NumPy does */
+}
+
+/* Reference order: charges, positions, velocities, then one reflection at the box. */
+void sim_initial_state_rng(struct sim_system *s, struct sim_rng *rng)
+{
+    static const double charge_p[3] = {0.5, 0.0, 0.5};
+    struct sim_rng *r = rng;
+    int n = s->n;
 
     for (int i = 0; i < n; i++) {
         int idx;
-        sim_rng_choice_p(&r, charge_p, 3, 1, &idx);
+        sim_rng_choice_p(r, charge_p, 3, 1, &idx);
         s->q[i] = (double)idx - 1.0; /* charge types {-1, 0, +1} */
     }
 
     /* (n / 5.) ** (1 / 3) in Python is C pow on doubles; 1.0 * keeps the reference's product. */
     double loc_std = SIM_LOC_STD_5 * pow((double)n / 5.0, 1.0 / 3.0);
     for (int c = 0; c < 3 * n; c++)
-        s->x[c] = sim_rng_randn(&r) * loc_std;
+        s->x[c] = sim_rng_randn(r) * loc_std;
     for (int c = 0; c < 3 * n; c++)
-        s->v[c] = sim_rng_randn(&r);
+        s->v[c] = sim_rng_randn(r);
 
     /* NumPy's axis-0 sum of the squares adds the rows in order: (x^2 + y^2) + z^2;
      * vel * 0.5 / norm evaluates left to right. */

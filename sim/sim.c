@@ -90,8 +90,9 @@ static inline double dot3(double a0, double a1, double a2, double b0, double b1,
 /* Cloned for FMA hardware, where fma() is one instruction instead of a libm
  * call; fma() is correctly rounded either way, so both clones give the same bits. */
 __attribute__((target_clones("fma", "default")))
-void sim_forces(int kind, int n, const double *restrict x, const double *restrict v,
-                const double *restrict q, double *restrict f, double *restrict work)
+void sim_forces_softened(int kind, int n, double softening, const double *restrict x,
+                         const double *restrict v, const double *restrict q,
+                         double *restrict f, double *restrict work)
 {
     /* restrict: the scratch never overlaps the inputs or f, which lets the loops vectorise */
     double *restrict nrm = work, *restrict row = work + n, *restrict s = work + 2 * (size_t)n;
@@ -104,7 +105,7 @@ void sim_forces(int kind, int n, const double *restrict x, const double *restric
         s[(size_t)i * n + i] = 0.0;
         for (int j = i + 1; j < n; j++) {
             double dot = dot3(x0[i], x1[i], x2[i], x0[j], x1[j], x2[j]);
-            double d2 = ((nrm[i] + nrm[j]) - 2.0 * dot) + SIM_SOFTENING;
+            double d2 = ((nrm[i] + nrm[j]) - 2.0 * dot) + softening;
             /* d^3 as d2 sqrt(d2): within an ulp of pow(d2, 1.5), several times
              * cheaper. The reference's own pow is NumPy's SIMD one, which is not
              * libm's either, so neither choice is bitwise the reference. */
@@ -157,6 +158,12 @@ void sim_forces(int kind, int n, const double *restrict x, const double *restric
     }
 }
 
+void sim_forces(int kind, int n, const double *x, const double *v, const double *q, double *f,
+                double *work)
+{
+    sim_forces_softened(kind, n, SIM_SOFTENING, x, v, q, f, work);
+}
+
 double sim_kinetic_energy(int n, const double *v)
 {
     double k = 0.0;
@@ -206,7 +213,8 @@ int sim_frame_count(int length, int sample_freq)
  * it as the reference has it, since the datasets are defined by it. */
 void sim_kick(struct sim_system *s)
 {
-    sim_forces(s->kind, s->n, s->x, s->v, s->q, s->f, s->work);
+    sim_forces_softened(s->kind, s->n, s->unsoftened ? 0.0 : SIM_SOFTENING, s->x, s->v, s->q,
+                        s->f, s->work);
     for (int k = 0; k < 3 * s->n; k++)
         s->v[k] += SIM_DT * s->f[k];
 }

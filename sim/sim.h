@@ -59,6 +59,8 @@ struct sim_system {
     double *q; /* Charges [n], -1 or +1. */
     double *f; /* Scratch: force of the last evaluation [3][n]. */
     double *work; /* Scratch of sim_forces: SIM_FORCES_WORK(n) doubles. */
+    int unsoftened; /* 1: squared distances without SIM_SOFTENING, as the EGNN generator
+                     * computes them (the egnn stream); 0 (default, also when zeroed): with it. */
 };
 
 /* Allocate a zeroed system of n bodies; returns SIM_OK, SIM_EARG or SIM_ENOMEM. */
@@ -76,6 +78,10 @@ void sim_system_free(struct sim_system *s);
  * work: SIM_FORCES_WORK(n) doubles of scratch, so the step loop never allocates. */
 void sim_forces(int kind, int n, const double *x, const double *v, const double *q, double *f,
                 double *work);
+/* sim_forces with the softening added to every squared distance given: SIM_SOFTENING (what
+ * sim_forces uses) or 0, the EGNN generator's. */
+void sim_forces_softened(int kind, int n, double softening, const double *x, const double *v,
+                         const double *q, double *f, double *work);
 
 /* Energy diagnostics: kinetic energy 0.5 sum |v|^2, Coulomb potential
  * sum_{i<j} q_i q_j / sqrt(d_ij^2 + SIM_SOFTENING), and for the static setting
@@ -138,6 +144,12 @@ void sim_rng_choice_p(struct sim_rng *r, const double *p, int k, int count, int 
  * loc_std for x; randn(3, n) rescaled per body to norm SIM_VEL_NORM for v; then
  * positions beyond +-SIM_BOX reflected once. */
 void sim_initial_state(struct sim_system *s, uint32_t seed);
+/* The same draws (charges, positions, velocities, reflection) from r as it stands, without
+ * seeding it: the serial ClofNet script and the EGNN generator draw from one shared stream. */
+void sim_initial_state_rng(struct sim_system *s, struct sim_rng *r);
+/* count randn() draws, thrown away: what the EGNN generator's zero-variance observation noise
+ * does to the stream (the cached second Gaussian included). */
+void sim_rng_skip_randn(struct sim_rng *r, size_t count);
 
 /* Per-trajectory seeds from a global seed.
  * reference: seed(global), then one choice(range(SIM_SEED_RANGE)) per trajectory;
@@ -146,6 +158,53 @@ void sim_initial_state(struct sim_system *s, uint32_t seed);
  *   first seeds agree with the reference and no trajectory appears twice.
  *   count must be <= SIM_SEED_RANGE. */
 int sim_seeds(uint32_t global_seed, int count, int reference, uint32_t *seeds);
+
+/* ------------------------------------------------ published seed streams */
+
+/* The ways published datasets drew their random numbers (SPEC §1, "The three published seed
+ * streams"), plus this project's default. Same stream, global seed and counts: same initial
+ * states, bit for bit, as the generator named. */
+enum sim_stream {
+    SIM_STREAM_DISTINCT = 0,       /* default: clofnet's seeds with repeats skipped (no
+                                    * trajectory twice; at most SIM_SEED_RANGE trajectories) */
+    SIM_STREAM_CLOFNET = 1,        /* mouthful/ClofNet generate_dataset.py as published (worker
+                                    * pool): every seed drawn first from the untouched global
+                                    * stream, order valid, test, train; repeats possible */
+    SIM_STREAM_CLOFNET_SERIAL = 2, /* the same script with multiprocess=False: the trajectory
+                                    * reseeds the one global stream, so each next seed is drawn
+                                    * from the state the previous trajectory's draws left */
+    SIM_STREAM_EGNN = 3,           /* vgsatorras/egnn generate_dataset.py (charged only): seed
+                                    * once, order train, valid, test; per trajectory charges,
+                                    * positions, velocities, then 2 x frames x 3 x n noise draws;
+                                    * its physics has no softening */
+};
+#define SIM_STREAM_COUNT 4
+
+/* The splits, in the index order of the counts and states below. */
+enum sim_split { SIM_SPLIT_TRAIN = 0, SIM_SPLIT_VALID = 1, SIM_SPLIT_TEST = 2 };
+
+/* "distinct", "clofnet", "clofnet-serial", "egnn" -> enum sim_stream; -1 if unknown. */
+int sim_stream_parse(const char *name);
+/* Name of a stream, or NULL if out of range. */
+const char *sim_stream_name(int stream);
+/* 1 if the stream's generator has the setting kind (egnn: charged only). */
+int sim_stream_has_kind(int stream, int kind);
+/* Softening of the stream's physics: SIM_SOFTENING, or 0 for egnn. */
+double sim_stream_softening(int stream);
+/* The order in which the stream's generator makes the splits: three enum sim_split. */
+const int *sim_stream_order(int stream);
+
+/* Doubles of one trajectory's initial state: q [n], then x [3][n], then v [3][n]. */
+#define SIM_STATE_DOUBLES(n) (7 * (size_t)(n))
+
+/* Initial states of a dataset of n bodies as the stream draws them from global_seed:
+ * counts[3] trajectories per split (enum sim_split), states[s] receiving counts[s] x
+ * SIM_STATE_DOUBLES(n) for split s. frames (saved frames per trajectory) sizes the egnn
+ * stream's noise draws. A serial pass, cheap next to the simulation. SIM_OK, SIM_EARG (bad
+ * stream, n < 2, negative count, frames < 1 for egnn, distinct beyond SIM_SEED_RANGE), or
+ * SIM_ENOMEM. */
+int sim_stream_states(int stream, uint32_t global_seed, int n, int frames, const long counts[3],
+                      double *const states[3]);
 
 /* ------------------------------------------------------------ .npy I/O */
 
@@ -297,15 +356,20 @@ int sim_file_sha256(const char *path, unsigned char sha256[32], int64_t *bytes,
 
 /* The sidecar nbody-gen writes into a dataset's folder with the twelve files, in the same
  * publish: a JSON object (one key a line) with "format": "nbody-dataset 1", "generator",
- * "run_id" (unique per run), "sim", "bodies", "tag", "seed", "reference_seeds", "length",
- * "sample_freq", "frames", "counts" {train, valid, test}, "physics" {dt, softening, max_f,
- * gravity, bfield}, and "files": [{"name", "bytes", "sha256"} x 12]. Readers check each file
+ * "generator_version" (SIM_GENERATOR_VERSION), "run_id" (unique per run), "sim", "bodies",
+ * "tag", "stream" (sim_stream_name), "seed" (the global seed), "reference_seeds" (true for
+ * the clofnet stream, as before streams had names), "length", "sample_freq", "frames",
+ * "counts" {train, valid, test}, "physics" {dt, softening (the stream's), max_f, gravity,
+ * bfield}, and "files": [{"name", "bytes", "sha256"} x 12]. Readers check each file
  * against it, so a folder holding files of two runs is refused; the published PyTorch
  * loaders never open it, and a folder without one (the reference generator's) still loads. */
 #define SIM_MANIFEST_NAME "dataset.json"
 #define SIM_MANIFEST_FORMAT "nbody-dataset 1"
 #define SIM_MANIFEST_MAX_BYTES 65536 /* larger files are refused unparsed */
 #define SIM_MANIFEST_MAX_FILES 12
+/* Version of what nbody-gen writes: raised whenever the same flags could give other bytes.
+ * 2: named streams (--stream) and the egnn stream's unsoftened physics. */
+#define SIM_GENERATOR_VERSION 2
 
 struct sim_manifest_file {
     char name[256];           /* file name, no directory */
@@ -320,6 +384,9 @@ struct sim_manifest {
     char tag[128];
     int64_t bodies, seed, length, sample_freq, frames, counts[3]; /* counts: train, valid, test */
     int reference_seeds;
+    char stream[24];          /* sim_stream_name; "" in a sidecar written before streams */
+    int64_t generator_version; /* 0 in a sidecar written before it was recorded */
+    double softening;         /* physics.softening; written as sim_stream_softening(stream) */
     int nfiles;
     struct sim_manifest_file file[SIM_MANIFEST_MAX_FILES];
 };
@@ -404,5 +471,12 @@ typedef void (*sim_progress_fn)(void *ctx, long done, long total);
 int sim_generate(int kind, int n, int length, int sample_freq, long count,
                  const uint32_t *seeds, int threads, double *loc, double *vel,
                  double *edges, double *charges, sim_progress_fn progress, void *ctx);
+/* sim_generate from initial states (count x SIM_STATE_DOUBLES(n), as sim_stream_states makes
+ * them) instead of seeds; unsoftened as in struct sim_system. Same parallelism, same
+ * byte-identical output for any thread count. */
+int sim_generate_states(int kind, int n, int length, int sample_freq, int unsoftened,
+                        long count, const double *states, int threads, double *loc,
+                        double *vel, double *edges, double *charges, sim_progress_fn progress,
+                        void *ctx);
 
 #endif

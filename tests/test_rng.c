@@ -308,6 +308,31 @@ static void test_initial_state(void **state)
     }
 }
 
+/* sim_rng_skip_randn(count) leaves the stream exactly where count sim_rng_randn calls leave it,
+ * cached Gaussian included: from a fresh seed and from a state holding a cached value, for
+ * even and odd counts. */
+static void test_skip_randn(void **state)
+{
+    (void)state;
+    for (int cached = 0; cached < 2; cached++)
+        for (size_t count = 0; count < 12; count++) {
+            struct sim_rng a, b;
+            sim_rng_seed(&a, 43);
+            if (cached)
+                (void)sim_rng_randn(&a);
+            b = a;
+            sim_rng_skip_randn(&a, count);
+            for (size_t k = 0; k < count; k++)
+                (void)sim_rng_randn(&b);
+            assert_int_equal(a.pos, b.pos);
+            assert_int_equal(a.has_gauss, b.has_gauss);
+            assert_true(a.gauss == b.gauss);
+            assert_memory_equal(a.mt, b.mt, sizeof a.mt);
+            for (int k = 0; k < 3; k++)
+                assert_true(sim_rng_randn(&a) == sim_rng_randn(&b));
+        }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -325,6 +350,7 @@ int main(void)
         cmocka_unit_test(test_seeds_distinct_full),
         cmocka_unit_test(test_seeds_bad_args),
         cmocka_unit_test(test_initial_state),
+        cmocka_unit_test(test_skip_randn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

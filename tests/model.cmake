@@ -10,3 +10,7 @@ add_dependencies(test_rollout nbody-eval nbody-gen)
 # Each block of model/nn_*.h alone against finite differences (the blocks' double build).
 add_cmocka_test(test_blocks model)
 target_include_directories(test_blocks PRIVATE ${CMAKE_SOURCE_DIR}/model)
+# Rollout-aware training of step models: unrolled gradients, pushforward, the centroid law of
+# the momentum projection, and the nbody-train flags end to end.
+add_cmocka_test(test_unroll model)
+add_dependencies(test_unroll nbody-train nbody-eval nbody-gen)

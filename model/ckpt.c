@@ -9,6 +9,10 @@
 #include "internal.h"
 #include "sim.h"
 
+/* Flags in the high half of the header's arch field. */
+#define CKPT_FLAG_MOMENTUM 1 /* the step model's outputs are momentum-projected (nn_project.h) */
+#define CKPT_FLAGS_KNOWN CKPT_FLAG_MOMENTUM
+
 #define HEADER_BYTES 96 /* magic 8, version 4, 10 int32, 3 double, 2 int64, blob length (pack_header) */
 /* Version 2 follows the header with the training data's record: has_data and data_count
  * (uint32 each) and the split's SHA-256. Version 1 files have none and still load. */
@@ -64,7 +68,8 @@ static double get_f64(const unsigned char *p)
 struct header {
     uint32_t version;
     int32_t task, hidden, layers, node_in, has_field, sim_kind, n_bodies, horizon, with_opt;
-    int32_t arch; /* enum cn_arch; files before EGNN hold 0 here, ClofNet */
+    int32_t arch; /* bits 0-15 enum cn_arch (files before EGNN hold 0 here, ClofNet); bits
+                     16-30 flags, CKPT_FLAG_* (older files hold 0) */
     double field[3];
     int64_t n_params, step, blob_len;
 };
@@ -154,7 +159,7 @@ int cn_ckpt_save(const char *path, const struct cn_state *s, const struct cn_met
     h.layers = s->cfg.layers;
     h.node_in = s->cfg.node_in;
     h.has_field = s->cfg.has_field;
-    h.arch = s->cfg.arch;
+    h.arch = s->cfg.arch | (s->cfg.momentum ? CKPT_FLAG_MOMENTUM << 16 : 0);
     h.sim_kind = meta->sim_kind;
     h.n_bodies = meta->n_bodies;
     h.horizon = meta->horizon_steps;
@@ -269,12 +274,18 @@ int cn_ckpt_load(const char *path, const struct cn_config *want, struct cn_state
     c.layers = h.layers;
     c.node_in = h.node_in;
     c.has_field = h.has_field;
-    c.arch = h.arch;
+    c.arch = h.arch & 0xffff;
+    const int flags = (int)((uint32_t)h.arch >> 16);
     memcpy(c.field, h.field, sizeof c.field);
     char cerr[CN_ERRLEN];
     if (!cn_arch_name(c.arch)) {
         st = cn_fail(err, CN_EFORMAT, "%s: unknown architecture %d in checkpoint (this program "
-                     "knows clofnet and egnn)", path, (int)h.arch);
+                     "knows clofnet and egnn)", path, c.arch);
+        goto done;
+    }
+    if (flags & ~CKPT_FLAGS_KNOWN) {
+        st = cn_fail(err, CN_EFORMAT, "%s: unknown model flags 0x%x in checkpoint (written by a "
+                     "newer program?)", path, flags);
         goto done;
     }
     if (cn_config_check(&c, cerr) != CN_OK) {
@@ -309,6 +320,11 @@ int cn_ckpt_load(const char *path, const struct cn_config *want, struct cn_state
                 goto done;
             }
     }
+    if ((flags & CKPT_FLAG_MOMENTUM) &&
+        cn_config_set_momentum(&c, 1, h.sim_kind, h.horizon, cerr) != CN_OK) {
+        st = cn_fail(err, CN_EFORMAT, "%s: %s", path, cerr);
+        goto done;
+    }
     if (want && want->arch != c.arch) {
         st = cn_fail(err, CN_EFORMAT, "%s: this is a%s %s checkpoint; expected %s", path,
                      c.arch == CN_ARCH_EGNN ? "n" : "", cn_arch_name(c.arch),
@@ -316,11 +332,13 @@ int cn_ckpt_load(const char *path, const struct cn_config *want, struct cn_state
         goto done;
     }
     if (want && (want->task != c.task || want->hidden != c.hidden || want->layers != c.layers ||
-                 want->node_in != c.node_in || want->has_field != c.has_field)) {
+                 want->node_in != c.node_in || want->has_field != c.has_field ||
+                 want->momentum != c.momentum)) {
         st = cn_fail(err, CN_EFORMAT, "%s: checkpoint has task %d, hidden %d, %d layers, node "
-                     "inputs %d, field %d; expected task %d, hidden %d, %d layers, node inputs "
-                     "%d, field %d", path, c.task, c.hidden, c.layers, c.node_in, c.has_field,
-                     want->task, want->hidden, want->layers, want->node_in, want->has_field);
+                     "inputs %d, field %d, momentum projection %d; expected task %d, hidden %d, "
+                     "%d layers, node inputs %d, field %d, momentum projection %d", path, c.task,
+                     c.hidden, c.layers, c.node_in, c.has_field, c.momentum, want->task,
+                     want->hidden, want->layers, want->node_in, want->has_field, want->momentum);
         goto done;
     }
     long expect = HEADER_BYTES + data_bytes + 4 * (long)h.n_params * (h.with_opt ? 3 : 1) +

@@ -68,10 +68,21 @@ struct cn_config {
     double field[3]; /* The field the model was trained with (used by cn_integrator_step). */
     int arch;        /* enum cn_arch. Default CN_ARCH_CLOFNET. EGNN: POSITION task, node_in 1,
                         no field. */
+    int momentum;    /* STEP: 1 = the outputs are projected per graph so that the centroid moves
+                        as the physics says it must (model/nn_project.h): total momentum kept
+                        (charged) or changed by exactly g times the elapsed time (static).
+                        Default 0. Set with cn_config_set_momentum. */
+    double proj_tau, proj_dx[3], proj_dv[3]; /* the projection's constants: H dt, the centroid's
+                        displacement and velocity change from the uniform acceleration */
 };
 
 /* Defaults for a task: H 64, 4 layers; POSITION node_in 1, STEP node_in 2; no field. */
 void cn_config_default(struct cn_config *c, int task);
+/* Turn the momentum projection on (on = 1) or off for a STEP config of a setting (enum sim_kind)
+ * whose model step is `steps` simulation steps: CN_EARG with a message for the dynamic
+ * setting, where the Lorentz force changes the total momentum by a sum over the path. */
+int cn_config_set_momentum(struct cn_config *c, int on, int sim_kind, int steps,
+                           char err[CN_ERRLEN]);
 /* Check a config; CN_EARG with a message when a field is out of range. */
 int cn_config_check(const struct cn_config *c, char err[CN_ERRLEN]);
 /* Edge inputs: ClofNet 16, or 19 with a field; EGNN 2 (the edge attributes). */
@@ -274,6 +285,22 @@ int cn_trainer_create(const struct cn_config *c, int max_graphs, int n, int thre
 void cn_trainer_free(struct cn_trainer *t);
 /* Threads a trainer asks OpenMP for (at most one per share of its largest batch). */
 int cn_trainer_threads(const struct cn_trainer *t);
+/* The largest batch a trainer takes. */
+int cn_trainer_max_graphs(const struct cn_trainer *t);
+
+#define CN_MAX_UNROLL 16 /* Most learned steps an unrolled batch may chain. */
+/* Make t ready for unrolled batches of up to K steps (a workspace per step and thread). */
+int cn_trainer_set_unroll(struct cn_trainer *t, int K, char err[CN_ERRLEN]);
+/* STEP models: K learned steps from (x, v), each fed the previous one's output, against the
+ * targets of steps 1..K (x_targets, v_targets: [K][graphs n 3]). push 0: the loss is the mean
+ * of the K step losses (each as cn_trainer_grad's) and its gradient is backpropagated through
+ * the whole chain; push 1 (the pushforward trick): the loss is the last step's and only that
+ * step gets a gradient, its input being the model's own (K-1)-step prediction. Loss into
+ * *loss and gradient into s->grad (overwritten), in fixed shares as cn_trainer_grad. Needs
+ * cn_trainer_set_unroll(t, >= K). */
+int cn_trainer_grad_unroll(struct cn_trainer *t, struct cn_state *s, int graphs, int K, int push,
+                           const float *x, const float *v, const float *q, const float *field,
+                           const float *x_targets, const float *v_targets, double *loss);
 /* Loss (MSE; STEP: MSE of positions + MSE of velocities) of one batch into *loss and its
  * gradient into s->grad (overwritten). Returns the first failing share's status, else CN_OK. */
 int cn_trainer_grad(struct cn_trainer *t, struct cn_state *s, int graphs, const float *x,
@@ -363,13 +390,39 @@ struct cn_train_opts {
     double ema;           /* > 0: validate, test and save an exponential moving average of the
                              parameters, ema = beta ema + (1 - beta) param after every step,
                              beta = this value (e.g. 0.99). Default 0 (off). */
+    /* Rollout-aware training of STEP models (Sanchez-Gonzalez et al. 2020; Brandstetter et
+     * al. 2022). */
+    int unroll;           /* Learned steps per training sample, 1..CN_MAX_UNROLL: the loss is
+                             the mean over K chained steps, backpropagated through the chain
+                             (cn_trainer_grad_unroll). Default 1 (one-step pairs). */
+    int pushforward;      /* 1: of the K steps only the last is a loss and gets a gradient (the
+                             pushforward trick). Needs unroll >= 2. Default 0. */
+    int unroll_every;     /* > 0: a curriculum: epoch e chains min(unroll, 1 + e / unroll_every)
+                             steps (an untrained model's long chains only add noise). Default 0:
+                             unroll steps from the first epoch. */
+    double input_noise;   /* > 0: Gaussian noise of this std added to every position and
+                             velocity component of each training input state; the targets stay
+                             the true next states, so the model learns to pull a perturbed state
+                             back onto the trajectory (GNS's target correction). Default 0. */
+    int momentum;         /* 1: the momentum projection of the outputs (cn_config.momentum);
+                             charged and static settings. Default 0. */
+    int val_rollout;      /* > 0: validation and model selection by free rollouts of this many
+                             validation trajectories: the mean position MSE over horizons
+                             1..CN_VAL_ROLLOUT_STEPS from the start frames CN_VAL_ROLLOUT_STARTS
+                             (the one-step loss is still computed and printed). Default 0. */
 };
+
+#define CN_VAL_ROLLOUT_STEPS 20
+#define CN_VAL_ROLLOUT_STARTS {0, 10, 20}
+#define CN_VAL_ROLLOUT_NSTARTS 3
 void cn_train_opts_default(struct cn_train_opts *o);
 
 /* One line of the loss history. val/test are NaN when not computed that epoch. */
 struct cn_epoch_record {
     int epoch;
     double train_loss, val_mse, test_mse, lr, seconds;
+    double val_rollout; /* the rollout validation error (NaN when not computed; +Inf when a
+                           rollout left the finite numbers) */
 };
 
 /* Called after every epoch (NULL to stay silent). */

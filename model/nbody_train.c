@@ -70,6 +70,19 @@ static void usage(FILE *f)
             "  --cosine             cosine learning-rate decay to --lr-min instead of StepLR\n"
             "  --lr-min X           final learning rate of --cosine [0]\n"
             "  --ema BETA           validate and save a moving average of the weights [0 = off]\n"
+            "rollout-aware training of step models (--task step):\n"
+            "  --unroll K           chain K learned steps per sample and backpropagate through\n"
+            "                       all of them (the loss is their mean) [1]\n"
+            "  --pushforward        with --unroll K: only the last step is a loss and gets a\n"
+            "                       gradient (the pushforward trick)\n"
+            "  --unroll-every E     curriculum: one more chained step every E epochs, up to K\n"
+            "  --input-noise SIGMA  Gaussian noise on the input positions and velocities, the\n"
+            "                       targets left true (GNS) [0]\n"
+            "  --project-momentum   make the centroid move as the physics says (charged: total\n"
+            "                       momentum kept; static: changed by g t), by construction\n"
+            "  --val-rollout N      validate and select by free rollouts of N validation\n"
+            "                       trajectories (position MSE over horizons 1..20 from frames\n"
+            "                       0, 10, 20) instead of the one-step loss [0 = off]\n"
             "  --quiet              no per-epoch lines\n"
             "  --help               this text\n",
             o.epochs, o.batch, o.max_train, o.lr, o.weight_decay, o.gamma, o.val_every, o.seed,
@@ -121,7 +134,10 @@ static void progress(void *user, const struct cn_epoch_record *r, int epochs, do
     if (p->quiet)
         return;
     printf("epoch %4d/%d  train %.6f", r->epoch, epochs, r->train_loss);
-    if (!isnan(r->val_mse))
+    if (!isnan(r->val_rollout))
+        printf("  val %.6f  rollout %.6f  test %.6f  (best rollout %.6f test %.6f @%d)",
+               r->val_mse, r->val_rollout, r->test_mse, best_val, best_test, best_epoch);
+    else if (!isnan(r->val_mse))
         printf("  val %.6f  test %.6f  (best val %.6f test %.6f @%d)", r->val_mse, r->test_mse,
                best_val, best_test, best_epoch);
     printf("  lr %.6g  %.2f s\n", r->lr, r->seconds);
@@ -169,6 +185,9 @@ static int run(int argc, char **argv)
         {"eval-pairs", required_argument, 0, 'P'}, {"stop-after", required_argument, 0, 'X'},
         {"no-field", no_argument, 0, 'Z'},      {"reflect", no_argument, 0, 'F'},       {"cosine", no_argument, 0, 'C'},
         {"lr-min", required_argument, 0, 'N'},  {"ema", required_argument, 0, 'A'},
+        {"unroll", required_argument, 0, 'K'},  {"pushforward", no_argument, 0, 'U'},
+        {"input-noise", required_argument, 0, 'I'}, {"project-momentum", no_argument, 0, 'M'},
+        {"val-rollout", required_argument, 0, 'V'},  {"unroll-every", required_argument, 0, 'E'},
         {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int c;
@@ -215,6 +234,12 @@ static int run(int argc, char **argv)
         case 'C': o.cosine = 1; break;
         case 'N': o.lr_min = parse_real("lr-min", optarg); break;
         case 'A': o.ema = parse_real("ema", optarg); break;
+        case 'K': o.unroll = (int)parse_int("unroll", optarg, 1, CN_MAX_UNROLL); break;
+        case 'U': o.pushforward = 1; break;
+        case 'E': o.unroll_every = (int)parse_int("unroll-every", optarg, 0, 1000000); break;
+        case 'I': o.input_noise = parse_real("input-noise", optarg); break;
+        case 'M': o.momentum = 1; break;
+        case 'V': o.val_rollout = (int)parse_int("val-rollout", optarg, 0, INT_MAX); break;
         case 'q': pc.quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -297,7 +322,7 @@ static int run(int argc, char **argv)
         cfg.hidden = o.hidden;
         cfg.layers = o.layers;
         cfg.has_field = (o.task == CN_TASK_STEP || o.field_input) && d.kind != SIM_CHARGED &&
-                        !o.no_field;
+                        !o.no_field && o.arch == CN_ARCH_CLOFNET;
         cfg.arch = o.arch;
         printf("dataset %s/*%s: %s, %d bodies, %d/%d/%d trajectories of %d frames\n", data,
                d.suffix, sim_kind_name(d.kind), d.n, d.train.count, d.valid.count, d.test.count,

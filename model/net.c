@@ -20,13 +20,13 @@ int cn_forward_impl_d(struct cn_ws *ws, const double *P, int G, const double *x,
 int cn_backward_impl_d(struct cn_ws *ws, const double *P, const double *dx_out,
                        const double *dv_out, double *Gr, double *dx_in, double *dv_in);
 int cn_egnn_forward_impl_f(struct cn_ws *ws, const float *P, int G, const float *x,
-                           const float *v, const float *q, float *x_out);
-int cn_egnn_backward_impl_f(struct cn_ws *ws, const float *P, const float *dx_out, float *Gr,
-                            float *dx_in, float *dv_in);
+                           const float *v, const float *q, float *x_out, float *v_out);
+int cn_egnn_backward_impl_f(struct cn_ws *ws, const float *P, const float *dx_out,
+                            const float *dv_out, float *Gr, float *dx_in, float *dv_in);
 int cn_egnn_forward_impl_d(struct cn_ws *ws, const double *P, int G, const double *x,
-                           const double *v, const double *q, double *x_out);
+                           const double *v, const double *q, double *x_out, double *v_out);
 int cn_egnn_backward_impl_d(struct cn_ws *ws, const double *P, const double *dx_out,
-                            double *Gr, double *dx_in, double *dv_in);
+                            const double *dv_out, double *Gr, double *dx_in, double *dv_in);
 
 /* Short name of a status code. */
 const char *cn_strerror(int status)
@@ -94,6 +94,39 @@ void cn_config_default(struct cn_config *c, int task)
     c->has_field = 0;
 }
 
+/* The momentum projection's constants for a setting (see clofnet.h, nn_project.h). */
+int cn_config_set_momentum(struct cn_config *c, int on, int sim_kind, int steps,
+                           char err[CN_ERRLEN])
+{
+    c->momentum = 0;
+    c->proj_tau = 0;
+    for (int k = 0; k < 3; k++)
+        c->proj_dx[k] = c->proj_dv[k] = 0;
+    if (!on)
+        return CN_OK;
+    if (c->task != CN_TASK_STEP)
+        return cn_fail(err, CN_EARG, "the momentum projection is for step models (--task step)");
+    if (steps < 1)
+        return cn_fail(err, CN_EARG, "the momentum projection needs >= 1 simulation step per "
+                       "model step (got %d)", steps);
+    double a[3] = {0, 0, 0};
+    if (sim_kind == SIM_STATIC)
+        a[2] = SIM_GRAVITY;
+    else if (sim_kind != SIM_CHARGED)
+        return cn_fail(err, CN_EARG, "the momentum projection is exact only where the centroid "
+                       "moves freely (charged) or under a uniform field (static); in the %s "
+                       "setting the Lorentz force changes the total momentum",
+                       sim_kind_name(sim_kind));
+    const double H = steps;
+    c->momentum = 1;
+    c->proj_tau = H * SIM_DT;
+    for (int k = 0; k < 3; k++) {
+        c->proj_dv[k] = H * SIM_DT * a[k];
+        c->proj_dx[k] = SIM_DT * SIM_DT * H * (H + 1) / 2 * a[k];
+    }
+    return CN_OK;
+}
+
 /* Validate every field of a config. */
 int cn_config_check(const struct cn_config *c, char err[CN_ERRLEN])
 {
@@ -101,10 +134,10 @@ int cn_config_check(const struct cn_config *c, char err[CN_ERRLEN])
         return cn_fail(err, CN_EARG, "unknown architecture %d", c->arch);
     if (c->task != CN_TASK_POSITION && c->task != CN_TASK_STEP)
         return cn_fail(err, CN_EARG, "unknown task %d", c->task);
-    if (c->arch == CN_ARCH_EGNN && (c->task != CN_TASK_POSITION || c->node_in != 1 ||
-                                    c->has_field))
-        return cn_fail(err, CN_EARG, "EGNN is implemented for the position task (node input "
-                       "|v_i|, no field input) only");
+    if (c->arch == CN_ARCH_EGNN &&
+        (c->has_field || c->node_in != (c->task == CN_TASK_STEP ? 2 : 1)))
+        return cn_fail(err, CN_EARG, "EGNN takes node inputs |v_i| (position task) or |v_i|, q_i "
+                       "(step task) and no field input");
     if (c->hidden < 2 || c->hidden > CN_MAX_HIDDEN || c->hidden % 2)
         return cn_fail(err, CN_EARG, "hidden width %d must be even and in 2..%d", c->hidden,
                        CN_MAX_HIDDEN);
@@ -117,6 +150,15 @@ int cn_config_check(const struct cn_config *c, char err[CN_ERRLEN])
     for (int k = 0; k < 3; k++)
         if (!isfinite(c->field[k]))
             return cn_fail(err, CN_EARG, "field vector is not finite");
+    if (c->momentum != 0 && c->momentum != 1)
+        return cn_fail(err, CN_EARG, "momentum %d must be 0 or 1", c->momentum);
+    if (c->momentum && c->task != CN_TASK_STEP)
+        return cn_fail(err, CN_EARG, "the momentum projection is for step models only");
+    if (!isfinite(c->proj_tau) || !(c->proj_tau >= 0))
+        return cn_fail(err, CN_EARG, "momentum projection time is not finite and >= 0");
+    for (int k = 0; k < 3; k++)
+        if (!isfinite(c->proj_dx[k]) || !isfinite(c->proj_dv[k]))
+            return cn_fail(err, CN_EARG, "momentum projection constants are not finite");
     return CN_OK;
 }
 
@@ -141,7 +183,11 @@ int cn_edge_in(const struct cn_config *c)
 {
     return c->arch == CN_ARCH_EGNN ? 2 : c->has_field ? 19 : 16;
 }
-int cn_coord_out(const struct cn_config *c) { return c->task == CN_TASK_STEP ? 6 : 3; }
+int cn_coord_out(const struct cn_config *c)
+{
+    const int step = c->task == CN_TASK_STEP;
+    return c->arch == CN_ARCH_EGNN ? (step ? 2 : 1) : (step ? 6 : 3);
+}
 
 /* Append one tensor to the list (if room) and advance the offset. */
 static void add_tensor(struct cn_tensor *out, int max, int *k, long *off, const char *name,
@@ -200,8 +246,7 @@ int cn_tensor_list(const struct cn_config *c, struct cn_tensor *out, int max)
         }
         LIN("coord1", H, H, 1);
         snprintf(nm, sizeof nm, "layer%d.coord2.w", l);
-        add_tensor(out, max, &k, &off, nm, egnn ? 1 : CO, H, CN_INIT_XAVIER_SMALL, H,
-                   egnn ? 1 : CO);
+        add_tensor(out, max, &k, &off, nm, CO, H, CN_INIT_XAVIER_SMALL, H, CO);
         LIN("vel1", H, H, 1);
         LIN("vel2", H, 1, 1);
         LIN("node1", 2 * H, H, 1);
@@ -371,7 +416,7 @@ int cn_forward(struct cn_ws *ws, const float *param, int graphs, const float *x,
     if (!ws || ws->precision != CN_F32 || !param)
         return CN_EARG;
     if (ws->cfg.arch == CN_ARCH_EGNN)
-        return field ? CN_EARG : cn_egnn_forward_impl_f(ws, param, graphs, x, v, q, x_out);
+        return field ? CN_EARG : cn_egnn_forward_impl_f(ws, param, graphs, x, v, q, x_out, v_out);
     return cn_forward_impl_f(ws, param, graphs, x, v, q, field, x_out, v_out);
 }
 
@@ -382,7 +427,7 @@ int cn_backward(struct cn_ws *ws, const float *param, const float *dx_out, const
     if (!ws || ws->precision != CN_F32 || !param)
         return CN_EARG;
     if (ws->cfg.arch == CN_ARCH_EGNN)
-        return cn_egnn_backward_impl_f(ws, param, dx_out, grad, dx_in, dv_in);
+        return cn_egnn_backward_impl_f(ws, param, dx_out, dv_out, grad, dx_in, dv_in);
     return cn_backward_impl_f(ws, param, dx_out, dv_out, grad, dx_in, dv_in);
 }
 
@@ -394,7 +439,7 @@ int cn_forward_d(struct cn_ws *ws, const double *param, int graphs, const double
     if (!ws || ws->precision != CN_F64 || !param)
         return CN_EARG;
     if (ws->cfg.arch == CN_ARCH_EGNN)
-        return field ? CN_EARG : cn_egnn_forward_impl_d(ws, param, graphs, x, v, q, x_out);
+        return field ? CN_EARG : cn_egnn_forward_impl_d(ws, param, graphs, x, v, q, x_out, v_out);
     return cn_forward_impl_d(ws, param, graphs, x, v, q, field, x_out, v_out);
 }
 
@@ -405,7 +450,7 @@ int cn_backward_d(struct cn_ws *ws, const double *param, const double *dx_out,
     if (!ws || ws->precision != CN_F64 || !param)
         return CN_EARG;
     if (ws->cfg.arch == CN_ARCH_EGNN)
-        return cn_egnn_backward_impl_d(ws, param, dx_out, grad, dx_in, dv_in);
+        return cn_egnn_backward_impl_d(ws, param, dx_out, dv_out, grad, dx_in, dv_in);
     return cn_backward_impl_d(ws, param, dx_out, dv_out, grad, dx_in, dv_in);
 }
 

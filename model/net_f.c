@@ -12,6 +12,7 @@
 #include "nn_edge.h"
 #include "nn_coord.h"
 #include "nn_vel.h"
+#include "nn_project.h"
 #include "nn_node.h"
 #include "nn_layernorm.h"
 #include "nn_clofnet.h"

@@ -78,6 +78,8 @@ struct SUF(cn_wsp) {
     REAL *X[CN_MAX_LAYERS + 1], *Hh[CN_MAX_LAYERS + 1]; /* positions, features per layer */
     struct SUF(layer_act) L[CN_MAX_LAYERS];
     REAL *vacc; /* STEP: v + the velocity messages */
+    REAL *dxp, *dvp, *pgx, *pgv; /* momentum projection: raw-output gradients [N][3], input
+                                    gradients through the centroid [G][3] */
     /* scratch of the passes */
     REAL *tN, *dH, *dhacc, *dy, *d1, *dcat, *dX, *dV, *dm, *dz, *dza, *de, *dF, *dr2, *dcoef,
         *dein, *dsN, *dmv;
@@ -126,6 +128,10 @@ static size_t SUF(layout_ws)(void *typed, REAL *base, const struct cn_ws *ws)
         a->rstd = SUF(carve)(base, &off, N);
     }
     w->vacc = SUF(carve)(base, &off, N * 3);
+    w->dxp = SUF(carve)(base, &off, N * 3);
+    w->dvp = SUF(carve)(base, &off, N * 3);
+    w->pgx = SUF(carve)(base, &off, G * 3);
+    w->pgv = SUF(carve)(base, &off, G * 3);
     w->tN = SUF(carve)(base, &off, N * H);
     w->dH = SUF(carve)(base, &off, N * H);
     w->dhacc = SUF(carve)(base, &off, N * H);
@@ -233,6 +239,8 @@ int SUF(cn_forward_impl)(struct cn_ws *ws, const REAL *P, int G, const REAL *x, 
                 x_out[3 * (g * n + i) + k] = XL[3 * (g * n + i) + k] + w->cent[3 * g + k];
     if (step)
         memcpy(v_out, w->vacc, sizeof(REAL) * 3 * N);
+    if (step && c->momentum)
+        SUF(project_forward)(G, n, c->proj_tau, c->proj_dx, c->proj_dv, x, v, x_out, v_out);
     return CN_OK;
 }
 
@@ -285,6 +293,12 @@ int SUF(cn_backward_impl)(struct cn_ws *ws, const REAL *P, const REAL *dx_out,
     struct SUF(net_p) p, g;
     SUF(net_views)(c, &ws->lay, P, &p);
     SUF(net_views)(c, &ws->lay, Gr, &g);
+    const int proj = step && c->momentum;
+    if (proj) { /* from here on the gradients of the raw outputs */
+        SUF(project_backward)(G, n, c->proj_tau, dx_out, dv_out, w->dxp, w->dvp, w->pgx, w->pgv);
+        dx_out = w->dxp;
+        dv_out = w->dvp;
+    }
 
     memcpy(w->dX, dx_out, sizeof(REAL) * 3 * N);
     memset(w->dH, 0, sizeof(REAL) * N * H);
@@ -306,5 +320,13 @@ int SUF(cn_backward_impl)(struct cn_ws *ws, const REAL *P, const REAL *dx_out,
     if (dv_in)
         for (int k = 0; k < 3 * N; k++)
             dv_in[k] = w->dV[k] + (step ? dv_out[k] : 0);
+    if (proj)
+        for (int k = 0; k < 3 * N; k++) {
+            const int gk = 3 * (k / (3 * n)) + k % 3;
+            if (dx_in)
+                dx_in[k] += w->pgx[gk];
+            if (dv_in)
+                dv_in[k] += w->pgv[gk];
+        }
     return CN_OK;
 }

@@ -56,54 +56,71 @@ static void SUF(radial_backward)(int E, const int *row, const int *col, const RE
     }
 }
 
-/* phi_x(m_ij) = c2 SiLU(c1 m_ij) (one output, no bias) on E edges grouped by receiver, and
- * Xn = X + mean_j clamp(u_ij phi_x). Keeps ac, coef[E] and the unclamped messages tpre[E][3]. */
+/* phi_x(m_ij) = c2 SiLU(c1 m_ij) (no bias; CO = c2->out outputs) on E edges grouped by
+ * receiver, and Xn = X + mean_j clamp(u_ij phi_x); for the step task (CO = 2) also
+ * vacc += mean_j clamp(u_ij phi_v) from the second output. Keeps ac, coef[E][CO] and the
+ * unclamped messages tpre[E][3 CO]. */
 static void SUF(radial_coord_forward)(int E, int nm1, const struct SUF(lin) *c1,
                                       const struct SUF(lin) *c2, const REAL *m, const REAL *geo,
                                       const REAL *X, const struct SUF(silu_act) *ac, REAL *coef,
-                                      REAL *tpre, REAL *Xn)
+                                      REAL *tpre, REAL *Xn, REAL *vacc)
 {
-    const int H = c1->out, N = E / nm1;
+    const int H = c1->out, N = E / nm1, CO = c2->out;
     SUF(silu_linear_forward)(E, c1, m, c1->in, ac);
-    SUF(small_out)(E, 1, H, ac->m, c2->w, coef);
+    SUF(small_out)(E, CO, H, ac->m, c2->w, coef);
     for (int i = 0; i < N; i++) {
-        REAL ax[3] = {0, 0, 0};
+        REAL ax[3] = {0, 0, 0}, av[3] = {0, 0, 0};
         for (int t = 0; t < nm1; t++) {
             const int e = i * nm1 + t;
-            const REAL *u = geo + (size_t)e * RG + RG_U;
-            REAL *tp = tpre + 3 * (size_t)e;
+            const REAL *u = geo + (size_t)e * RG + RG_U, *cf = coef + (size_t)e * CO;
+            REAL *tp = tpre + 3 * (size_t)e * CO;
             for (int k = 0; k < 3; k++) {
-                tp[k] = u[k] * coef[e];
+                tp[k] = u[k] * cf[0];
                 ax[k] += SUF(clamp)(tp[k]);
+                if (CO == 2) {
+                    tp[3 + k] = u[k] * cf[1];
+                    av[k] += SUF(clamp)(tp[3 + k]);
+                }
             }
         }
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < 3; k++) {
             Xn[3 * i + k] = X[3 * i + k] + ax[k] / nm1;
+            if (CO == 2)
+                vacc[3 * i + k] += av[k] / nm1;
+        }
     }
 }
 
-/* Backward of radial_coord_forward from dXn[N][3]: writes du[E][3], adds the gradients of c1,
- * c2 into g1, g2 and dm[E][H] += the gradient of m_ij; a clamped component passes no
- * gradient. Scratch: dcoef[E], dz[E][H]. The identity path X -> Xn is the caller's. */
+/* Backward of radial_coord_forward from dXn[N][3] (and dvacc[N][3] when CO = 2, else NULL):
+ * writes du[E][3], adds the gradients of c1, c2 into g1, g2 and dm[E][H] += the gradient of
+ * m_ij; a clamped component passes no gradient. Scratch: dcoef[E][CO], dz[E][H]. The identity
+ * paths X -> Xn and vacc are the caller's. */
 static void SUF(radial_coord_backward)(int E, int nm1, const int *row,
                                        const struct SUF(lin) *c1, const struct SUF(lin) *c2,
                                        const struct SUF(lin) *g1, const struct SUF(lin) *g2,
                                        const REAL *m, const REAL *geo,
                                        const struct SUF(silu_act) *ac, const REAL *coef,
-                                       const REAL *tpre, const REAL *dXn, REAL *du,
-                                       REAL *dcoef, REAL *dz, REAL *dm)
+                                       const REAL *tpre, const REAL *dXn, const REAL *dvacc,
+                                       REAL *du, REAL *dcoef, REAL *dz, REAL *dm)
 {
-    const int H = c1->out;
+    const int H = c1->out, CO = c2->out;
     for (int e = 0; e < E; e++) {
         const int i = row[e];
-        const REAL *u = geo + (size_t)e * RG + RG_U, *tp = tpre + 3 * (size_t)e;
-        REAL dt[3];
-        for (int k = 0; k < 3; k++)
+        const REAL *u = geo + (size_t)e * RG + RG_U, *tp = tpre + 3 * (size_t)e * CO;
+        const REAL *cf = coef + (size_t)e * CO;
+        REAL dt[3], dtv[3] = {0, 0, 0};
+        for (int k = 0; k < 3; k++) {
             dt[k] = (tp[k] >= -CN_CLAMP && tp[k] <= CN_CLAMP) ? dXn[3 * i + k] / nm1 : 0;
-        dcoef[e] = SUF(dot3)(dt, u);
+            if (CO == 2)
+                dtv[k] = (tp[3 + k] >= -CN_CLAMP && tp[3 + k] <= CN_CLAMP)
+                             ? dvacc[3 * i + k] / nm1 : 0;
+        }
+        dcoef[(size_t)e * CO] = SUF(dot3)(dt, u);
+        if (CO == 2)
+            dcoef[(size_t)e * CO + 1] = SUF(dot3)(dtv, u);
         for (int k = 0; k < 3; k++)
-            du[3 * (size_t)e + k] = coef[e] * dt[k];
+            du[3 * (size_t)e + k] = cf[0] * dt[k] + (CO == 2 ? cf[1] * dtv[k] : 0);
     }
-    SUF(small_out_back)(E, 1, H, dcoef, ac->m, c2->w, g2->w, dz, 0);
+    SUF(small_out_back)(E, CO, H, dcoef, ac->m, c2->w, g2->w, dz, 0);
     SUF(silu_linear_backward)(E, c1, g1, m, c1->in, ac, dz, dm, H, 1);
 }

@@ -68,7 +68,7 @@ int cn_rollout_run(struct cn_trainer *t, const struct cn_state *s, const struct 
     }
     const int n = sp->n, kind = meta->sim_kind, G = sp->count < max_traj || max_traj <= 0
                                                       ? sp->count : (int)max_traj;
-    const int batch = 128;
+    const int batch = cn_trainer_max_graphs(t) < 128 ? cn_trainer_max_graphs(t) : 128;
     const size_t nb = (size_t)n * 3;
     const double dt_frame = meta->horizon_steps * SIM_DT;
     r->steps = steps;

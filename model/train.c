@@ -13,7 +13,7 @@
 #include "internal.h"
 #include "sim.h"
 
-#define BLOB_VERSION 2
+#define BLOB_VERSION 3 /* 2: before rollout-aware training (still read) */
 
 /* Defaults: the paper's ES(5) protocol. */
 void cn_train_opts_default(struct cn_train_opts *o)
@@ -41,6 +41,12 @@ void cn_train_opts_default(struct cn_train_opts *o)
     o->lr_min = 0;
     o->ema = 0;
     o->no_field = 0;
+    o->unroll = 1;
+    o->pushforward = 0;
+    o->input_noise = 0;
+    o->momentum = 0;
+    o->val_rollout = 0;
+    o->unroll_every = 0;
 }
 
 /* --------------------------------------------- resume record (blob) */
@@ -161,6 +167,12 @@ static int record_pack(const struct record *r, struct wbuf *b)
     w_f(b, o->lr_min);
     w_f(b, o->ema);
     w_i(b, o->no_field);
+    w_i(b, o->unroll);
+    w_i(b, o->pushforward);
+    w_f(b, o->input_noise);
+    w_i(b, o->momentum);
+    w_i(b, o->val_rollout);
+    w_i(b, o->unroll_every);
     w_bytes(b, r->suffix, sizeof r->suffix);
     w_i(b, r->train_count);
     w_i(b, r->n);
@@ -182,6 +194,7 @@ static int record_pack(const struct record *r, struct wbuf *b)
         w_f(b, h->test_mse);
         w_f(b, h->lr);
         w_f(b, h->seconds);
+        w_f(b, h->val_rollout);
     }
     w_i(b, r->n_ema);
     for (long k = 0; k < r->n_ema; k++) {
@@ -197,8 +210,10 @@ static int record_unpack(struct record *r, const void *blob, size_t len)
 {
     struct rbuf b = {blob, len, 0, 0};
     memset(r, 0, sizeof *r);
-    if (r_i(&b) != BLOB_VERSION)
+    const long version = r_i(&b);
+    if (version != 2 && version != BLOB_VERSION)
         return CN_EFORMAT;
+    const size_t hist_bytes = version >= 3 ? 56 : 48; /* per history entry */
     struct cn_train_opts *o = &r->o;
     cn_train_opts_default(o);
     o->task = (int)r_i(&b);
@@ -222,6 +237,14 @@ static int record_unpack(struct record *r, const void *blob, size_t len)
     o->lr_min = r_f(&b);
     o->ema = r_f(&b);
     o->no_field = (int)r_i(&b);
+    if (version >= 3) {
+        o->unroll = (int)r_i(&b);
+        o->pushforward = (int)r_i(&b);
+        o->input_noise = r_f(&b);
+        o->momentum = (int)r_i(&b);
+        o->val_rollout = (int)r_i(&b);
+        o->unroll_every = (int)r_i(&b);
+    }
     if (b.bad || b.off + sizeof r->suffix > len)
         return CN_EFORMAT;
     memcpy(r->suffix, b.p + b.off, sizeof r->suffix);
@@ -239,11 +262,11 @@ static int record_unpack(struct record *r, const void *blob, size_t len)
     r->best_test = r_f(&b);
     r->best_epoch = (int)r_i(&b);
     r->hist_len = (int)r_i(&b);
-    /* epochs as nbody-train accepts them; the history's 48 bytes an entry must be there before
-     * anything is allocated for it */
+    /* epochs as nbody-train accepts them; the history's bytes (hist_bytes an entry) must be
+     * there before anything is allocated for it */
     if (b.bad || o->epochs < 1 || o->epochs > 1000000 || r->hist_len < 0 ||
         r->hist_len > o->epochs || r->next_epoch < 0 || r->next_epoch > o->epochs ||
-        r->rng.pos < 0 || r->rng.pos > 624 || (size_t)r->hist_len > (len - b.off) / 48)
+        r->rng.pos < 0 || r->rng.pos > 624 || (size_t)r->hist_len > (len - b.off) / hist_bytes)
         return CN_EFORMAT;
     r->hist = calloc((size_t)o->epochs, sizeof *r->hist);
     if (!r->hist)
@@ -256,6 +279,7 @@ static int record_unpack(struct record *r, const void *blob, size_t len)
         h->test_mse = r_f(&b);
         h->lr = r_f(&b);
         h->seconds = r_f(&b);
+        h->val_rollout = version >= 3 ? r_f(&b) : NAN;
     }
     r->n_ema = r_i(&b);
     if (b.bad || r->n_ema < 0 || (size_t)r->n_ema > len / 8) {
@@ -303,7 +327,8 @@ static int write_csv(const char *path, const struct record *r, char err[CN_ERRLE
     if (sim_atomic_open(&a, path, serr) != SIM_OK)
         return cn_fail(err, CN_EIO, "cannot write %s", serr);
     FILE *f = a.f;
-    fprintf(f, "epoch,train_loss,val_mse,test_mse,lr,seconds\n");
+    const int ro = r->o.val_rollout > 0; /* the rollout column only where it is computed */
+    fprintf(f, "epoch,train_loss,val_mse,test_mse,lr,seconds%s\n", ro ? ",val_rollout" : "");
     for (int k = 0; k < r->hist_len; k++) {
         const struct cn_epoch_record *h = &r->hist[k];
         fprintf(f, "%d,%.9g,", h->epoch, h->train_loss);
@@ -312,7 +337,13 @@ static int write_csv(const char *path, const struct record *r, char err[CN_ERRLE
         fprintf(f, ",");
         if (!isnan(h->test_mse))
             fprintf(f, "%.9g", h->test_mse);
-        fprintf(f, ",%.9g,%.4f\n", h->lr, h->seconds);
+        fprintf(f, ",%.9g,%.4f", h->lr, h->seconds);
+        if (ro) {
+            fprintf(f, ",");
+            if (!isnan(h->val_rollout))
+                fprintf(f, "%.9g", h->val_rollout);
+        }
+        fprintf(f, "\n");
     }
     /* the commit sees a failed fprintf through ferror and removes the temporary */
     if (sim_atomic_commit(&a, serr) != SIM_OK)
@@ -328,7 +359,10 @@ static void run_config(const struct cn_train_opts *o, int kind, struct cn_config
     c->arch = o->arch;
     c->hidden = o->hidden;
     c->layers = o->layers;
-    const int sees_field = !o->no_field && (o->task == CN_TASK_STEP || o->field_input);
+    /* EGNN is E(3)-equivariant: a lab-frame vector has no place in it (its step model leaves
+     * the field to the momentum projection, where the field is exact) */
+    const int sees_field = !o->no_field && o->arch == CN_ARCH_CLOFNET &&
+                           (o->task == CN_TASK_STEP || o->field_input);
     if (!sees_field) {
         /* the paper's position task, or the ablation: the network does not see the field */
     } else if (kind == SIM_STATIC) {
@@ -338,6 +372,64 @@ static void run_config(const struct cn_train_opts *o, int kind, struct cn_config
         c->has_field = 1; /* the magnetic field B itself */
         c->field[0] = c->field[1] = c->field[2] = SIM_BFIELD;
     }
+    char err[CN_ERRLEN]; /* check_opts has refused what this could refuse */
+    cn_config_set_momentum(c, o->momentum, kind, o->traj_step, err);
+}
+
+/* Training samples of a split: trajectories (POSITION), or every start frame of a run of
+ * `unroll` steps (STEP; unroll 1: the pairs of cn_task_samples, in the same order). */
+static long train_samples(const struct cn_split *sp, const struct cn_train_opts *o)
+{
+    if (o->task != CN_TASK_STEP)
+        return cn_task_samples(sp, o->task);
+    return (long)sp->count * (sp->frames - o->unroll);
+}
+
+/* Gather STEP samples for K chained steps: sample s starts at frame s % (F - K) of trajectory
+ * s / (F - K); targets [K][graphs n 3] are frames f0 + 1 .. f0 + K. */
+static void gather_unroll(const struct cn_split *sp, const long *idx, int graphs, int K, float *x,
+                          float *v, float *q, float *xt, float *vt)
+{
+    const int n = sp->n, F = sp->frames;
+    const size_t nb = (size_t)n * 3, stride = (size_t)graphs * nb;
+    for (int g = 0; g < graphs; g++) {
+        const long t = idx[g] / (F - K);
+        const int f0 = (int)(idx[g] % (F - K));
+        const float *L = sp->loc + (size_t)t * F * nb, *V = sp->vel + (size_t)t * F * nb;
+        memcpy(x + g * nb, L + f0 * nb, nb * sizeof(float));
+        memcpy(v + g * nb, V + f0 * nb, nb * sizeof(float));
+        memcpy(q + (size_t)g * n, sp->q + (size_t)t * n, (size_t)n * sizeof(float));
+        for (int k = 0; k < K; k++) {
+            memcpy(xt + k * stride + g * nb, L + (f0 + 1 + k) * nb, nb * sizeof(float));
+            memcpy(vt + k * stride + g * nb, V + (f0 + 1 + k) * nb, nb * sizeof(float));
+        }
+    }
+}
+
+/* The rollout validation error of a model (see cn_train_opts.val_rollout): +Inf when a
+ * rollout leaves the finite numbers (a diverging model is the worst, not an error). */
+static int rollout_error(struct cn_trainer *tr, const struct cn_state *model,
+                         const struct cn_meta *meta, const struct cn_split *sp, long trajectories,
+                         double *out, char err[CN_ERRLEN])
+{
+    const int starts[] = CN_VAL_ROLLOUT_STARTS;
+    double sum = 0;
+    for (int k = 0; k < CN_VAL_ROLLOUT_NSTARTS; k++) {
+        struct cn_rollout ro;
+        int st = cn_rollout_run(tr, model, meta, sp, starts[k], CN_VAL_ROLLOUT_STEPS,
+                                trajectories, &ro, NULL, NULL, err);
+        if (st == CN_EDATA) {
+            *out = INFINITY;
+            return CN_OK;
+        }
+        if (st)
+            return st;
+        for (int h = 0; h < CN_VAL_ROLLOUT_STEPS; h++)
+            sum += ro.mse_model[h];
+        cn_rollout_free(&ro);
+    }
+    *out = sum / (CN_VAL_ROLLOUT_NSTARTS * CN_VAL_ROLLOUT_STEPS);
+    return CN_OK;
 }
 
 /* Check options against the data. */
@@ -354,9 +446,33 @@ static int check_opts(const struct cn_train_opts *o, const struct cn_data *d, ch
     if (o->field_input && d->kind == SIM_CHARGED)
         return cn_fail(err, CN_EARG, "the charged setting has no external field to give as an "
                        "input (--field-input is for static and dynamic data)");
-    if (o->arch == CN_ARCH_EGNN && o->task != CN_TASK_POSITION)
-        return cn_fail(err, CN_EARG, "EGNN is implemented for the position task only (--task "
-                       "position)");
+    const int step = o->task == CN_TASK_STEP;
+    if (o->unroll < 1 || o->unroll > CN_MAX_UNROLL)
+        return cn_fail(err, CN_EARG, "unroll %d must be in 1..%d", o->unroll, CN_MAX_UNROLL);
+    if (o->unroll > 1 && !step)
+        return cn_fail(err, CN_EARG, "--unroll chains learned steps: it needs --task step");
+    if (o->pushforward != 0 && o->pushforward != 1)
+        return cn_fail(err, CN_EARG, "pushforward must be 0 or 1");
+    if (o->pushforward && o->unroll < 2)
+        return cn_fail(err, CN_EARG, "--pushforward needs --unroll 2 or more");
+    if (o->unroll_every < 0 || (o->unroll_every > 0 && o->unroll < 2))
+        return cn_fail(err, CN_EARG, "--unroll-every needs --unroll 2 or more");
+    if (!(o->input_noise >= 0) || !isfinite(o->input_noise))
+        return cn_fail(err, CN_EARG, "input noise must be finite and >= 0");
+    if (o->input_noise > 0 && !step)
+        return cn_fail(err, CN_EARG, "--input-noise is for step models (--task step)");
+    if (o->momentum != 0 && o->momentum != 1)
+        return cn_fail(err, CN_EARG, "momentum must be 0 or 1");
+    if (o->momentum && !step)
+        return cn_fail(err, CN_EARG, "--project-momentum is for step models (--task step)");
+    if (o->momentum && d->kind == SIM_DYNAMIC)
+        return cn_fail(err, CN_EARG, "--project-momentum: in the dynamic setting the Lorentz "
+                       "force changes the total momentum, so there is no exact law to project on "
+                       "(charged and static only)");
+    if (o->val_rollout < 0)
+        return cn_fail(err, CN_EARG, "rollout validation trajectories must be >= 0");
+    if (o->val_rollout > 0 && !step)
+        return cn_fail(err, CN_EARG, "--val-rollout needs a step model (--task step)");
     if (o->epochs < 1 || o->epochs > 1000000)
         return cn_fail(err, CN_EARG, "epochs %d must be in 1..1000000", o->epochs);
     if (o->batch < 1 || o->batch > 65536)
@@ -384,12 +500,22 @@ static int check_opts(const struct cn_train_opts *o, const struct cn_data *d, ch
         return cn_fail(err, CN_EARG, "ema must be in [0, 1)");
     if (!d->train.count || !d->valid.count || !d->test.count)
         return cn_fail(err, CN_EARG, "training needs the train, valid and test splits");
+    if (step && d->train.frames <= o->unroll)
+        return cn_fail(err, CN_EDATA, "--unroll %d needs trajectories of more than %d frames; "
+                       "the dataset has %d", o->unroll, o->unroll, d->train.frames);
+    if (o->val_rollout > 0) {
+        const int starts[] = CN_VAL_ROLLOUT_STARTS;
+        const int need = starts[CN_VAL_ROLLOUT_NSTARTS - 1] + CN_VAL_ROLLOUT_STEPS + 1;
+        if (d->valid.frames < need)
+            return cn_fail(err, CN_EDATA, "rollout validation needs %d frames per validation "
+                           "trajectory; the dataset has %d", need, d->valid.frames);
+    }
     if (o->task == CN_TASK_POSITION && (d->train.frames <= CN_FRAME_OUT ||
                                         d->valid.frames <= CN_FRAME_OUT ||
                                         d->test.frames <= CN_FRAME_OUT))
         return cn_fail(err, CN_EDATA, "the position task needs frame %d, but the dataset has "
                        "%d frames", CN_FRAME_OUT, d->train.frames);
-    long avail = cn_task_samples(&d->train, o->task);
+    long avail = train_samples(&d->train, o);
     if (o->task == CN_TASK_STEP && o->pairs_per_epoch > 0 && o->pairs_per_epoch < avail)
         avail = o->pairs_per_epoch;
     if (avail < o->batch)
@@ -505,6 +631,12 @@ int cn_train_stored_opts(const char *out, struct cn_train_opts *o, char err[CN_E
         {"lr-min (0 <= lr-min <= lr)", so->lr_min, !so->cosine || (so->lr_min >= 0 && so->lr_min <= so->lr)},
         {"ema (0 <= ema < 1)", so->ema, so->ema >= 0 && so->ema < 1},
         {"no-field (0 or 1)", so->no_field, so->no_field == 0 || so->no_field == 1},
+        {"unroll (1..16)", so->unroll, so->unroll >= 1 && so->unroll <= CN_MAX_UNROLL},
+        {"pushforward (0 or 1)", so->pushforward, so->pushforward == 0 || so->pushforward == 1},
+        {"input-noise (>= 0)", so->input_noise, so->input_noise >= 0 && isfinite(so->input_noise)},
+        {"project-momentum (0 or 1)", so->momentum, so->momentum == 0 || so->momentum == 1},
+        {"val-rollout (>= 0)", so->val_rollout, so->val_rollout >= 0},
+        {"unroll-every (>= 0)", so->unroll_every, so->unroll_every >= 0},
     };
     for (size_t k = 0; k < sizeof opt / sizeof opt[0]; k++)
         if (!opt[k].ok) {
@@ -644,23 +776,28 @@ int cn_train_dist(const struct cn_train_opts *o_in, const struct cn_data *d, con
     cn_adamw_default(&aw);
     aw.weight_decay = o->weight_decay;
     aw.threads = o->threads;
-    if ((st = cn_trainer_create(&cfg, B, n, o->threads, &tr, err)) ||
-        (st = cn_trainer_set_comm(tr, comm, err)))
+    const int K = o->unroll;
+    if (comm && (K > 1 || o->pushforward)) {
+        st = cn_fail(err, CN_EARG, "--unroll and --pushforward run on threads only, not yet "
+                     "across MPI ranks");
         goto done;
-    const long n_train = cn_task_samples(&d->train, task);
-    long per_epoch = n_train;
-    if (task == CN_TASK_STEP && o->pairs_per_epoch > 0 && o->pairs_per_epoch < n_train)
-        per_epoch = o->pairs_per_epoch;
-    const int n_batches = (int)(per_epoch / B);
+    }
+    if ((st = cn_trainer_create(&cfg, B, n, o->threads, &tr, err)) ||
+        (st = cn_trainer_set_comm(tr, comm, err)) ||
+        ((K > 1 || o->pushforward) && (st = cn_trainer_set_unroll(tr, K, err))))
+        goto done;
+    struct cn_train_opts one = *o;
+    one.unroll = 1;
+    const long max_train = train_samples(&d->train, &one); /* the most samples of any epoch */
     long n_eval = cn_task_samples(&d->valid, task) > cn_task_samples(&d->test, task)
                       ? cn_task_samples(&d->valid, task) : cn_task_samples(&d->test, task);
-    perm = malloc((size_t)n_train * sizeof *perm);
+    perm = malloc((size_t)max_train * sizeof *perm);
     mse = malloc((size_t)n_eval * sizeof *mse);
     size_t nb = (size_t)B * n * 3;
     bx = malloc(nb * sizeof(float));
     bv = malloc(nb * sizeof(float));
-    bxt = malloc(nb * sizeof(float));
-    bvt = malloc(nb * sizeof(float));
+    bxt = malloc((size_t)K * nb * sizeof(float)); /* [K][B n 3] */
+    bvt = malloc((size_t)K * nb * sizeof(float));
     bq = malloc((size_t)B * n * sizeof(float));
     if (!perm || !mse || !bx || !bv || !bxt || !bvt || !bq) {
         st = cn_fail(err, CN_ENOMEM, "out of memory");
@@ -676,6 +813,16 @@ int cn_train_dist(const struct cn_train_opts *o_in, const struct cn_data *d, con
         double t0 = now_s();
         const double lr = o->cosine ? cn_cosinelr(o->lr, o->lr_min, epoch, o->epochs)
                                     : cn_steplr(o->lr, epoch, step_size, o->gamma);
+        /* this epoch's chain: the curriculum adds a step every unroll_every epochs */
+        struct cn_train_opts eo = *o;
+        if (o->unroll_every > 0 && 1 + epoch / o->unroll_every < K)
+            eo.unroll = 1 + epoch / o->unroll_every;
+        const int Ke = eo.unroll, chained = Ke > 1;
+        const long n_train = train_samples(&d->train, &eo);
+        long per_epoch = n_train;
+        if (task == CN_TASK_STEP && o->pairs_per_epoch > 0 && o->pairs_per_epoch < n_train)
+            per_epoch = o->pairs_per_epoch;
+        const int n_batches = (int)(per_epoch / B);
         /* a fresh permutation every epoch, so that only the RNG state carries over */
         for (long k = 0; k < n_train; k++)
             perm[k] = k;
@@ -699,7 +846,10 @@ int cn_train_dist(const struct cn_train_opts *o_in, const struct cn_data *d, con
                              epoch, state_path, epoch - 1);
                 goto done;
             }
-            cn_gather(&d->train, task, perm + (size_t)b * B, B, bx, bv, bq, bxt, bvt);
+            if (chained)
+                gather_unroll(&d->train, perm + (size_t)b * B, B, Ke, bx, bv, bq, bxt, bvt);
+            else
+                cn_gather(&d->train, task, perm + (size_t)b * B, B, bx, bv, bq, bxt, bvt);
             if (o->reflect)
                 for (int g = 0; g < B; g++) {
                     if (sim_rng_bounded(&r.rng, 1) == 0)
@@ -709,13 +859,24 @@ int cn_train_dist(const struct cn_train_opts *o_in, const struct cn_data *d, con
                         size_t z = ((size_t)g * n + i) * 3 + 2;
                         bx[z] = -bx[z];
                         bv[z] = -bv[z];
-                        bxt[z] = -bxt[z];
-                        bvt[z] = -bvt[z];
+                        for (int k = 0; k < (chained ? Ke : 1); k++) {
+                            bxt[k * nb + z] = -bxt[k * nb + z];
+                            bvt[k * nb + z] = -bvt[k * nb + z];
+                        }
                     }
                 }
+            if (o->input_noise > 0) /* the inputs only: the targets stay the truth */
+                for (size_t k = 0; k < nb; k++) {
+                    bx[k] = (float)(bx[k] + o->input_noise * sim_rng_randn(&r.rng));
+                    bv[k] = (float)(bv[k] + o->input_noise * sim_rng_randn(&r.rng));
+                }
             double loss = NAN;
-            if ((st = cn_trainer_grad(tr, &s, B, bx, bv, bq, cfg.has_field ? field : NULL, bxt,
-                                      task == CN_TASK_STEP ? bvt : NULL, &loss))) {
+            const float *fp = cfg.has_field ? field : NULL;
+            st = chained ? cn_trainer_grad_unroll(tr, &s, B, Ke, o->pushforward, bx, bv, bq, fp,
+                                                  bxt, bvt, &loss)
+                         : cn_trainer_grad(tr, &s, B, bx, bv, bq, fp, bxt,
+                                           task == CN_TASK_STEP ? bvt : NULL, &loss);
+            if (st) {
                 cn_fail(err, st, "the network failed (%s) at epoch %d batch %d",
                         cn_strerror(st), epoch, b);
                 goto done;
@@ -733,7 +894,8 @@ int cn_train_dist(const struct cn_train_opts *o_in, const struct cn_data *d, con
             }
             loss_sum += loss * B;
         }
-        struct cn_epoch_record h = {epoch, loss_sum / ((double)n_batches * B), NAN, NAN, lr, 0};
+        struct cn_epoch_record h = {epoch, loss_sum / ((double)n_batches * B), NAN, NAN, lr, 0,
+                                    NAN};
         int improved = 0;
         /* the model that is validated, tested and saved: the parameters or their average */
         struct cn_state model = s;
@@ -750,8 +912,17 @@ int cn_train_dist(const struct cn_train_opts *o_in, const struct cn_data *d, con
                 cn_fail(err, st, "evaluation failed (%s) at epoch %d", cn_strerror(st), epoch);
                 goto done;
             }
-            if (h.val_mse < r.best_val) {
-                r.best_val = h.val_mse;
+            char rerr[CN_ERRLEN];
+            if (o->val_rollout > 0 &&
+                (st = rollout_error(tr, &model, &meta, &d->valid, o->val_rollout, &h.val_rollout,
+                                    rerr))) {
+                cn_fail(err, st, "rollout validation failed at epoch %d: %s", epoch, rerr);
+                goto done;
+            }
+            /* selection by what users see when asked, else by the one-step loss */
+            const double score = o->val_rollout > 0 ? h.val_rollout : h.val_mse;
+            if (score < r.best_val) {
+                r.best_val = score;
                 r.best_test = h.test_mse;
                 r.best_epoch = epoch;
                 improved = 1;

@@ -19,6 +19,12 @@ struct cn_trainer {
     struct cn_config cfg;
     int threads, max_graphs, n, max_shares;
     struct cn_ws *ws[CN_MAX_THREADS]; /* one per thread of the team */
+    /* unrolled training (cn_trainer_set_unroll): the workspaces of steps 1..unroll-1 per
+     * thread (step 0 uses ws), the states after every step [unroll][max_graphs n 3] and the
+     * gradients carried from one step back to the one before */
+    int unroll;
+    struct cn_ws *wsu[CN_MAX_THREADS][CN_MAX_UNROLL];
+    float *ux, *uv, *gx, *gv;
     long n_params;
     size_t gstride;         /* floats between share gradient buffers */
     float *gshare;          /* [max_shares][gstride], all zero between calls */
@@ -61,6 +67,7 @@ int cn_trainer_create(const struct cn_config *c, int max_graphs, int n, int thre
     t->max_shares = cn_shares(max_graphs);
     t->threads = threads < t->max_shares ? threads : t->max_shares;
     t->n = n;
+    t->unroll = 1; /* step 0 of an unrolled batch runs on ws */
     t->n_params = cn_param_count(c);
     t->gstride = cn_round16((size_t)t->n_params);
     const int wg = max_graphs < CN_SHARE_GRAPHS ? max_graphs : CN_SHARE_GRAPHS;
@@ -103,8 +110,15 @@ void cn_trainer_free(struct cn_trainer *t)
 {
     if (!t)
         return;
-    for (int k = 0; k < t->threads; k++)
+    for (int k = 0; k < t->threads; k++) {
         cn_ws_free(t->ws[k]);
+        for (int j = 1; j < t->unroll; j++)
+            cn_ws_free(t->wsu[k][j]);
+    }
+    free(t->ux);
+    free(t->uv);
+    free(t->gx);
+    free(t->gv);
     free(t->gshare);
     free(t->part);
     free(t->status);
@@ -186,8 +200,48 @@ static void share_counts(const struct cn_trainer *t, int S, long per, long total
     }
 }
 
-/* Threads a trainer asks for. */
+/* Threads a trainer asks for, and its largest batch. */
 int cn_trainer_threads(const struct cn_trainer *t) { return t->threads; }
+int cn_trainer_max_graphs(const struct cn_trainer *t) { return t->max_graphs; }
+
+/* Workspaces and buffers for unrolled batches of up to K steps (see clofnet.h). */
+int cn_trainer_set_unroll(struct cn_trainer *t, int K, char err[CN_ERRLEN])
+{
+    if (K < 1 || K > CN_MAX_UNROLL)
+        return cn_fail(err, CN_EARG, "unroll %d must be in 1..%d", K, CN_MAX_UNROLL);
+    if (t->cfg.task != CN_TASK_STEP)
+        return cn_fail(err, CN_EARG, "unrolled training needs a step model");
+    if (t->ux && K <= t->unroll)
+        return CN_OK;
+    const int wg = t->max_graphs < CN_SHARE_GRAPHS ? t->max_graphs : CN_SHARE_GRAPHS;
+    const size_t nb = (size_t)t->max_graphs * t->n * 3;
+    const int cap = K > t->unroll ? K : t->unroll;
+    float *ux = realloc(t->ux, (size_t)cap * nb * sizeof(float));
+    if (ux)
+        t->ux = ux;
+    float *uv = ux ? realloc(t->uv, (size_t)cap * nb * sizeof(float)) : NULL;
+    if (uv)
+        t->uv = uv;
+    if (!ux || !uv)
+        return cn_fail(err, CN_ENOMEM, "out of memory for an unrolled batch");
+    if ((!t->gx && !(t->gx = malloc(nb * sizeof(float)))) ||
+        (!t->gv && !(t->gv = malloc(nb * sizeof(float)))))
+        return cn_fail(err, CN_ENOMEM, "out of memory for an unrolled batch");
+    for (int j = t->unroll; j < K; j++) { /* step j's workspace on every thread */
+        for (int k = 0; k < t->threads; k++) {
+            int st = cn_ws_create(&t->cfg, wg, t->n, CN_F32, &t->wsu[k][j], err);
+            if (st) {
+                for (int i = 0; i < k; i++) {
+                    cn_ws_free(t->wsu[i][j]);
+                    t->wsu[i][j] = NULL;
+                }
+                return st;
+            }
+        }
+        t->unroll = j + 1;
+    }
+    return CN_OK;
+}
 
 /* Sum of squared differences in double, in index order. */
 static double sq_sum(size_t cnt, const float *a, const float *b)
@@ -231,6 +285,122 @@ static int share_grad(struct cn_trainer *t, struct cn_ws *ws, const struct cn_st
     return cn_backward(ws, s->param, t->dxo + o, step ? t->dvo + o : NULL, g, NULL, NULL);
 }
 
+/* Inside a parallel region: grad = the share buffers summed in share order, element by
+ * element, each buffer left zeroed for the next call (an orphaned omp for over blocks). */
+static void reduce_shares(struct cn_trainer *t, int S, float *restrict grad)
+{
+    const long P = t->n_params, blocks = (P + REDUCE_BLOCK - 1) / REDUCE_BLOCK;
+    float *restrict gs = t->gshare;
+    const size_t stride = t->gstride;
+    /* the blocks are split among the threads; within a block the shares are added in order */
+#pragma omp for schedule(static)
+    for (long b = 0; b < blocks; b++) {
+        const long j0 = b * REDUCE_BLOCK, j1 = j0 + REDUCE_BLOCK < P ? j0 + REDUCE_BLOCK : P;
+        memcpy(grad + j0, gs + j0, (size_t)(j1 - j0) * sizeof(float));
+        memset(gs + j0, 0, (size_t)(j1 - j0) * sizeof(float));
+        for (int k = 1; k < S; k++) {
+            float *gk = gs + (size_t)k * stride;
+            for (long j = j0; j < j1; j++)
+                grad[j] += gk[j];
+            memset(gk + j0, 0, (size_t)(j1 - j0) * sizeof(float));
+        }
+    }
+}
+
+/* After the shares: the first failing share's status, else the squared errors in share order. */
+static int collect_shares(const struct cn_trainer *t, int S, double *sx, double *sv)
+{
+    for (int k = 0; k < S; k++) {
+        if (t->status[k])
+            return t->status[k];
+        *sx += t->part[2 * k];
+        *sv += t->part[2 * k + 1];
+    }
+    return CN_OK;
+}
+
+/* Share k of an unrolled batch: K learned steps from (x, v), each compared with its targets
+ * (xt, vt: [K][graphs n 3]); the loss is the mean of the K step losses and its gradient flows
+ * back through every step (BPTT), or, with push, only the last step is a loss and gets a
+ * gradient, its input (the model's own (K-1)-step prediction) treated as data. */
+static int share_grad_unroll(struct cn_trainer *t, int th, const struct cn_state *s, int graphs,
+                             int k, int K, int push, const float *x, const float *v,
+                             const float *q, const float *field, const float *xt,
+                             const float *vt, double count, float *g, double part[2])
+{
+    const int n = t->n;
+    int first, cnt;
+    share_range(graphs, k, &first, &cnt);
+    const size_t o = (size_t)first * n * 3, nb = (size_t)cnt * n * 3, stride = (size_t)graphs * n * 3;
+    const size_t ustride = (size_t)t->max_graphs * n * 3;
+    const float *qs = q + (size_t)first * n;
+    part[0] = part[1] = 0;
+    for (int j = 0; j < K; j++) {
+        struct cn_ws *ws = push || j == 0 ? t->ws[th] : t->wsu[th][j];
+        const float *xin = j == 0 ? x + o : t->ux + (size_t)(j - 1) * ustride + o;
+        const float *vin = j == 0 ? v + o : t->uv + (size_t)(j - 1) * ustride + o;
+        float *xo = t->ux + (size_t)j * ustride + o, *vo = t->uv + (size_t)j * ustride + o;
+        int st = cn_forward(ws, s->param, cnt, xin, vin, qs, field, xo, vo);
+        if (st)
+            return st;
+        if (!push || j == K - 1) {
+            part[0] += sq_sum(nb, xo, xt + (size_t)j * stride + o);
+            part[1] += sq_sum(nb, vo, vt + (size_t)j * stride + o);
+        }
+    }
+    const double scale = push ? count : count * K; /* the loss is a mean over the steps */
+    float *dxo = t->dxo + o, *dvo = t->dvo + o, *gx = t->gx + o, *gv = t->gv + o;
+    for (int j = K - 1; j >= (push ? K - 1 : 0); j--) {
+        const float *xo = t->ux + (size_t)j * ustride + o, *vo = t->uv + (size_t)j * ustride + o;
+        const float *xtj = xt + (size_t)j * stride + o, *vtj = vt + (size_t)j * stride + o;
+        for (size_t i = 0; i < nb; i++) {
+            dxo[i] = (float)(2.0 * ((double)xo[i] - xtj[i]) / scale);
+            dvo[i] = (float)(2.0 * ((double)vo[i] - vtj[i]) / scale);
+            if (j < K - 1) { /* what step j + 1 sends back to its input, step j's output */
+                dxo[i] += gx[i];
+                dvo[i] += gv[i];
+            }
+        }
+        struct cn_ws *ws = push || j == 0 ? t->ws[th] : t->wsu[th][j];
+        const int more = !push && j > 0;
+        int st = cn_backward(ws, s->param, dxo, dvo, g, more ? gx : NULL, more ? gv : NULL);
+        if (st)
+            return st;
+    }
+    return CN_OK;
+}
+
+/* Loss and gradient of an unrolled batch (see clofnet.h). */
+int cn_trainer_grad_unroll(struct cn_trainer *t, struct cn_state *s, int graphs, int K, int push,
+                           const float *x, const float *v, const float *q, const float *field,
+                           const float *x_targets, const float *v_targets, double *loss)
+{
+    if (graphs < 1 || graphs > t->max_graphs || s->n_params != t->n_params || !loss ||
+        K < 1 || K > t->unroll || !t->ux || (push != 0 && push != 1) ||
+        t->cfg.task != CN_TASK_STEP || !x_targets || !v_targets)
+        return CN_EARG;
+    const int S = cn_shares(graphs), T = t->threads < S ? t->threads : S;
+    const double count = (double)graphs * t->n * 3;
+    const size_t stride = t->gstride;
+    float *gs = t->gshare, *grad = s->grad;
+#pragma omp parallel num_threads(T)
+    {
+        const int th = omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+        for (int k = 0; k < S; k++)
+            t->status[k] = share_grad_unroll(t, th, s, graphs, k, K, push, x, v, q, field,
+                                             x_targets, v_targets, count,
+                                             gs + (size_t)k * stride, t->part + 2 * k);
+        reduce_shares(t, S, grad);
+    }
+    double sx = 0, sv = 0;
+    int st = collect_shares(t, S, &sx, &sv);
+    if (st)
+        return st;
+    *loss = (sx + sv) / (push ? count : count * K);
+    return CN_OK;
+}
+
 /* Check the sizes of a batch call. */
 static int check_batch(const struct cn_trainer *t, int graphs)
 {
@@ -252,9 +422,8 @@ int cn_trainer_grad(struct cn_trainer *t, struct cn_state *s, int graphs, const 
         return grad_comm(t, s, graphs, x, v, q, field, x_target, v_target, loss);
     const int S = cn_shares(graphs), T = t->threads < S ? t->threads : S;
     const double count = (double)graphs * t->n * 3;
-    const long P = t->n_params, blocks = (P + REDUCE_BLOCK - 1) / REDUCE_BLOCK;
     const size_t stride = t->gstride;
-    float *restrict gs = t->gshare, *restrict grad = s->grad;
+    float *gs = t->gshare, *grad = s->grad;
 #pragma omp parallel num_threads(T)
     {
         /* however many threads are granted, every share is computed once */
@@ -263,27 +432,12 @@ int cn_trainer_grad(struct cn_trainer *t, struct cn_state *s, int graphs, const 
         for (int k = 0; k < S; k++)
             t->status[k] = share_grad(t, ws, s, graphs, k, x, v, q, field, x_target, v_target,
                                       count, gs + (size_t)k * stride, t->part + 2 * k);
-        /* sum the shares in share order, and leave their buffers zeroed for the next call */
-#pragma omp for schedule(static)
-        for (long b = 0; b < blocks; b++) {
-            const long j0 = b * REDUCE_BLOCK, j1 = j0 + REDUCE_BLOCK < P ? j0 + REDUCE_BLOCK : P;
-            memcpy(grad + j0, gs + j0, (size_t)(j1 - j0) * sizeof(float));
-            memset(gs + j0, 0, (size_t)(j1 - j0) * sizeof(float));
-            for (int k = 1; k < S; k++) {
-                float *gk = gs + (size_t)k * stride;
-                for (long j = j0; j < j1; j++)
-                    grad[j] += gk[j];
-                memset(gk + j0, 0, (size_t)(j1 - j0) * sizeof(float));
-            }
-        }
+        reduce_shares(t, S, grad);
     }
     double sx = 0, sv = 0;
-    for (int k = 0; k < S; k++) {
-        if (t->status[k])
-            return t->status[k];
-        sx += t->part[2 * k];
-        sv += t->part[2 * k + 1];
-    }
+    int st = collect_shares(t, S, &sx, &sv);
+    if (st)
+        return st;
     *loss = (sx + sv) / count;
     return CN_OK;
 }

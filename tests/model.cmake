@@ -16,3 +16,7 @@ add_cmocka_test(test_npz model)
 target_include_directories(test_npz PRIVATE ${CMAKE_SOURCE_DIR}/model)
 target_compile_definitions(test_npz PRIVATE ASSETS_DIR="${CMAKE_SOURCE_DIR}/assets")
 add_dependencies(test_npz nbody-export nbody-import nbody-eval nbody-train nbody-gen)
+# Rollout-aware training of step models: unrolled gradients, pushforward, the centroid law of
+# the momentum projection, and the nbody-train flags end to end.
+add_cmocka_test(test_unroll model)
+add_dependencies(test_unroll nbody-train nbody-eval nbody-gen)

@@ -25,6 +25,7 @@
 #include "nn_node.h"
 #include "nn_layernorm.h"
 #include "nn_radial.h"
+#include "nn_project.h"
 
 #include "sim.h"
 
@@ -36,6 +37,8 @@
 #define GRAD_FLOOR 1e-3
 /* Measured errors are 1e-11..1e-8 (printed); a wrong or missing term is >= 1e-4. */
 #define GRAD_TOL 1e-6
+/* The projected centroid against its prescription: sums of 4 O(1) doubles, rounding ~1e-15. */
+#define PROJ_TOL 1e-12
 
 /* Sizes: 2 graphs of 4 bodies, width 8. */
 enum { G = 2, NB = 4, N = G * NB, NM1 = NB - 1, E = N * NM1, H = 8, H2 = H / 2, EI = 19 };
@@ -632,6 +635,8 @@ static void test_layernorm(void **state)
 static struct {
     struct lin_pg c1, c2;
     double *X, *dX, *geo, *wu, *wr, *m, *dm, *coef, *tpre, *Xn, *wx, *du, *dcoef, *dz;
+    double *vacc, *wv; /* the step task's velocity message (CO = 2) and its loss weights */
+    int co;
     struct silu_act_d ac;
 } rc;
 /* The geometry alone: a linear functional of u and r. */
@@ -655,24 +660,29 @@ static void radial_grad(void)
 static double rcoord_loss(void)
 {
     radial_forward_d(E, g_row, g_col, rc.X, rc.geo);
+    if (rc.co == 2)
+        memset(rc.vacc, 0, sizeof(double) * 3 * N);
     radial_coord_forward_d(E, NM1, &rc.c1.p, &rc.c2.p, rc.m, rc.geo, rc.X, &rc.ac, rc.coef,
-                           rc.tpre, rc.Xn);
-    return dotn(3 * N, rc.wx, rc.Xn);
+                           rc.tpre, rc.Xn, rc.co == 2 ? rc.vacc : NULL);
+    return dotn(3 * N, rc.wx, rc.Xn) + (rc.co == 2 ? dotn(3 * N, rc.wv, rc.vacc) : 0);
 }
 static void rcoord_grad(void)
 {
     rcoord_loss();
     radial_coord_backward_d(E, NM1, g_row, &rc.c1.p, &rc.c2.p, &rc.c1.g, &rc.c2.g, rc.m, rc.geo,
-                            &rc.ac, rc.coef, rc.tpre, rc.wx, rc.du, rc.dcoef, rc.dz, rc.dm);
+                            &rc.ac, rc.coef, rc.tpre, rc.wx, rc.co == 2 ? rc.wv : NULL, rc.du,
+                            rc.dcoef, rc.dz, rc.dm);
     for (int k = 0; k < 3 * N; k++)
         rc.dX[k] += rc.wx[k]; /* the identity path */
     radial_backward_d(E, g_row, g_col, rc.geo, rc.du, NULL, rc.dX);
 }
-static void test_radial(void **state)
+static void radial_case(int co)
 {
-    (void)state;
+    rc.co = co;
     rc.c1 = make_lin(H, H, 1);
-    rc.c2 = make_lin(H, 1, 0);
+    rc.c2 = make_lin(H, co, 0);
+    rc.vacc = zeros(3 * N);
+    rc.wv = rnd(3 * N, 1);
     rc.X = rnd(3 * N, 1);
     rc.dX = zeros(3 * N);
     rc.geo = zeros(E * RG);
@@ -680,38 +690,103 @@ static void test_radial(void **state)
     rc.wr = rnd(E, 1);
     rc.m = rnd(E * H, 1);
     rc.dm = zeros(E * H);
-    rc.coef = zeros(E);
-    rc.tpre = zeros(3 * E);
+    rc.coef = zeros(E * co);
+    rc.tpre = zeros(3 * E * co);
     rc.Xn = zeros(3 * N);
     rc.wx = rnd(3 * N, 1);
     rc.du = zeros(3 * E);
-    rc.dcoef = zeros(E);
+    rc.dcoef = zeros(E * co);
     rc.dz = zeros(E * H);
     rc.ac = make_act(E * H);
     struct blk g = {"radial geometry (u, r)", 1, {{"x", rc.X, rc.dX, 3 * N}}, radial_loss,
                     radial_grad};
     fd_check(&g);
-    struct blk b = {"radial coordinate message", 4,
+    struct blk b = {co == 2 ? "radial coordinate and velocity messages (step)"
+                            : "radial coordinate message", 4,
                     {{"c1.w", rc.c1.p.w, rc.c1.g.w, H * H}, {"c1.b", rc.c1.p.b, rc.c1.g.b, H},
-                     {"c2.w", rc.c2.p.w, rc.c2.g.w, H}, {"m_ij", rc.m, rc.dm, E * H}},
+                     {"c2.w", rc.c2.p.w, rc.c2.g.w, H * co}, {"m_ij", rc.m, rc.dm, E * H}},
                     rcoord_loss, rcoord_grad};
     fd_check(&b);
     /* x as well (the messages move with it); then past the clamp */
     b.a[b.na++] = (struct arr){"x", rc.X, rc.dX, 3 * N};
     fd_check(&b);
-    for (int k = 0; k < H; k++)
+    for (int k = 0; k < H * co; k++)
         rc.c2.p.w[k] *= CLAMP_SCALE;
     b.name = "radial messages past the clamp";
     fd_check(&b);
     int clamped = 0;
-    for (int k = 0; k < 3 * E; k++)
+    for (int k = 0; k < 3 * E * co; k++)
         clamped += fabs(rc.tpre[k]) > CN_CLAMP;
-    print_message("  %d%% of the message components clamped\n", 100 * clamped / (3 * E));
-    assert_true(clamped > 3 * E / 10 && clamped < 9 * 3 * E / 10);
+    print_message("  %d%% of the message components clamped\n", 100 * clamped / (3 * E * co));
+    assert_true(clamped > 3 * E * co / 10 && clamped < 9 * 3 * E * co / 10);
     free_lin(&rc.c1); free_lin(&rc.c2); free_act(&rc.ac);
     free(rc.X); free(rc.dX); free(rc.geo); free(rc.wu); free(rc.wr); free(rc.m); free(rc.dm);
     free(rc.coef); free(rc.tpre); free(rc.Xn); free(rc.wx); free(rc.du); free(rc.dcoef);
-    free(rc.dz);
+    free(rc.dz); free(rc.vacc); free(rc.wv);
+}
+static void test_radial(void **state)
+{
+    (void)state;
+    radial_case(1); /* the position task */
+    radial_case(2); /* the step task: phi_v as well */
+}
+
+/* ------------------------------------------------ the momentum projection */
+
+static struct {
+    double *x, *v, *xo, *vo, *px, *pv, *wx, *wv, *dx, *dv, *dxo, *dvo, *gx, *gv, *dxr, *dvr;
+    double sx[3], sv[3], tau;
+} pj;
+/* A linear functional of the projected outputs of G graphs. */
+static double project_loss(void)
+{
+    memcpy(pj.px, pj.xo, sizeof(double) * 3 * N);
+    memcpy(pj.pv, pj.vo, sizeof(double) * 3 * N);
+    project_forward_d(G, NB, pj.tau, pj.sx, pj.sv, pj.x, pj.v, pj.px, pj.pv);
+    return dotn(3 * N, pj.wx, pj.px) + dotn(3 * N, pj.wv, pj.pv);
+}
+static void project_grad(void)
+{
+    project_loss();
+    project_backward_d(G, NB, pj.tau, pj.wx, pj.wv, pj.dxo, pj.dvo, pj.gx, pj.gv);
+    for (int g = 0; g < G; g++)
+        for (int i = 0; i < NB; i++)
+            for (int k = 0; k < 3; k++) {
+                pj.dx[3 * (g * NB + i) + k] = pj.gx[3 * g + k];
+                pj.dv[3 * (g * NB + i) + k] = pj.gv[3 * g + k];
+            }
+}
+static void test_momentum_projection(void **state)
+{
+    (void)state;
+    pj.x = rnd(3 * N, 1); pj.v = rnd(3 * N, 1); pj.xo = rnd(3 * N, 1); pj.vo = rnd(3 * N, 1);
+    pj.px = zeros(3 * N); pj.pv = zeros(3 * N); pj.wx = rnd(3 * N, 1); pj.wv = rnd(3 * N, 1);
+    pj.dx = zeros(3 * N); pj.dv = zeros(3 * N); pj.dxo = zeros(3 * N); pj.dvo = zeros(3 * N);
+    pj.gx = zeros(3 * G); pj.gv = zeros(3 * G);
+    pj.tau = 0.1;
+    for (int k = 0; k < 3; k++) {
+        pj.sx[k] = 0.01 * (k + 1);
+        pj.sv[k] = -0.02 * (k + 1);
+    }
+    struct blk b = {"momentum projection", 4,
+                    {{"x", pj.x, pj.dx, 3 * N}, {"v", pj.v, pj.dv, 3 * N},
+                     {"raw x out", pj.xo, pj.dxo, 3 * N}, {"raw v out", pj.vo, pj.dvo, 3 * N}},
+                    project_loss, project_grad};
+    fd_check(&b);
+    /* what it is for: every graph's centroid moves exactly as prescribed */
+    project_loss();
+    for (int g = 0; g < G; g++)
+        for (int k = 0; k < 3; k++) {
+            double mx = 0, mv = 0, mpx = 0, mpv = 0;
+            for (int i = 0; i < NB; i++) {
+                const int j = 3 * (g * NB + i) + k;
+                mx += pj.x[j] / NB; mv += pj.v[j] / NB; mpx += pj.px[j] / NB; mpv += pj.pv[j] / NB;
+            }
+            assert_true(fabs(mpv - (mv + pj.sv[k])) < PROJ_TOL);
+            assert_true(fabs(mpx - (mx + pj.tau * mv + pj.sx[k])) < PROJ_TOL);
+        }
+    free(pj.x); free(pj.v); free(pj.xo); free(pj.vo); free(pj.px); free(pj.pv); free(pj.wx);
+    free(pj.wv); free(pj.dx); free(pj.dv); free(pj.dxo); free(pj.dvo); free(pj.gx); free(pj.gv);
 }
 
 int main(void)
@@ -727,6 +802,7 @@ int main(void)
         cmocka_unit_test(test_node_update),
         cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_radial),
+        cmocka_unit_test(test_momentum_projection),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -131,6 +131,27 @@ static struct cn_config egnn_config(int hidden, int layers)
     return c;
 }
 
+/* An EGNN step model (velocity messages, node inputs |v|, q), with the momentum projection of
+ * a setting when kind >= 0. */
+static struct cn_config egnn_step_config(int hidden, int layers, int kind)
+{
+    struct cn_config c = test_config(CN_TASK_STEP, hidden, layers, 0);
+    c.arch = CN_ARCH_EGNN;
+    char err[CN_ERRLEN];
+    if (kind >= 0)
+        assert_int_equal(cn_config_set_momentum(&c, 1, kind, 100, err), CN_OK);
+    return c;
+}
+
+/* A ClofNet step config with the momentum projection of a setting. */
+static struct cn_config momentum_config(int hidden, int layers, int field, int kind)
+{
+    struct cn_config c = test_config(CN_TASK_STEP, hidden, layers, field);
+    char err[CN_ERRLEN];
+    assert_int_equal(cn_config_set_momentum(&c, 1, kind, 100, err), CN_OK);
+    return c;
+}
+
 /* Initialised parameters moved off their initial values (LayerNorm not 1/0, coordinate
  * weights not ~1e-3), so that every term of the network matters in a test. */
 static float *test_params(const struct cn_config *c, uint32_t seed)
@@ -523,6 +544,13 @@ static void test_gradcheck_step(void **state)
     struct gc_result r;
     gradcheck(&c, 2, 4, 0, 12, &r);
     report_gc("step+field H8 L2", &r);
+    /* the momentum projection in the chain: charged, and static (a prescribed centroid drift) */
+    struct cn_config m = momentum_config(8, 2, 0, SIM_CHARGED);
+    gradcheck(&m, 2, 4, 0, 18, &r);
+    report_gc("step+momentum (charged) H8 L2", &r);
+    m = momentum_config(8, 2, 1, SIM_STATIC);
+    gradcheck(&m, 2, 4, 0, 19, &r);
+    report_gc("step+field+momentum (static) H8 L2", &r);
 }
 
 /* Full-size network (H 64, 4 layers): a sample of every tensor, all inputs. */
@@ -556,6 +584,12 @@ static void test_gradcheck_egnn(void **state)
     report_gc("EGNN H8 L2", &r);
     gradcheck(&c, 1, 20, 8, 16, &r);
     report_gc("EGNN H8 L2, 20 bodies (sampled)", &r);
+    struct cn_config es = egnn_step_config(8, 2, -1);
+    gradcheck(&es, 3, 4, 0, 20, &r);
+    report_gc("EGNN step H8 L2", &r);
+    es = egnn_step_config(8, 2, SIM_STATIC);
+    gradcheck(&es, 3, 4, 0, 21, &r);
+    report_gc("EGNN step+momentum (static) H8 L2", &r);
     struct cn_config cc = test_config(CN_TASK_POSITION, 8, 2, 0);
     gradcheck(&cc, 1, 20, 8, 17, &r);
     report_gc("ClofNet H8 L2, 20 bodies (sampled)", &r);
@@ -993,14 +1027,16 @@ static double symmetry_error(const struct cn_config *c, const double R[9], const
 static void test_se3_equivariance(void **state)
 {
     (void)state;
-    struct cn_config cs[4] = {test_config(CN_TASK_POSITION, 64, 4, 0),
+    struct cn_config cs[5] = {test_config(CN_TASK_POSITION, 64, 4, 0),
                               test_config(CN_TASK_STEP, 64, 4, 0),
                               test_config(CN_TASK_STEP, 64, 4, 1),
-                              test_config(CN_TASK_POSITION, 64, 4, 0)};
+                              test_config(CN_TASK_POSITION, 64, 4, 0),
+                              momentum_config(64, 4, 0, SIM_CHARGED)};
     cs[3].has_field = 1; /* the position task with the field as an input */
     cs[3].field[2] = 1.0;
-    const char *names[4] = {"position", "step", "step+field", "position+field"};
-    for (int i = 0; i < 4; i++) {
+    const char *names[5] = {"position", "step", "step+field", "position+field",
+                            "step+momentum"};
+    for (int i = 0; i < 5; i++) {
         double worst = 0;
         for (int trial = 0; trial < 3; trial++) {
             double R[9], t[3];
@@ -1027,10 +1063,9 @@ static void test_reflection_breaks(void **state)
 }
 
 /* EGNN is E(3)-equivariant: rotations, translations and reflections (unlike ClofNet). */
-static void test_egnn_e3_equivariance(void **state)
+static void egnn_e3_case(const struct cn_config *cp, const char *name)
 {
-    (void)state;
-    struct cn_config c = egnn_config(64, 4);
+    const struct cn_config c = *cp;
     double worst = 0;
     for (int trial = 0; trial < 3; trial++) {
         double R[9], t[3];
@@ -1046,9 +1081,19 @@ static void test_egnn_e3_equivariance(void **state)
     }
     double P[9] = {1, 0, 0, 0, 1, 0, 0, 0, -1}, t0[3] = {0, 0, 0};
     worst = fmax(worst, symmetry_error(&c, P, t0, 97));
-    print_message("E(3) equivariance EGNN (rotations, translations, reflections): max error "
-                  "%.3g\n", worst);
+    print_message("E(3) equivariance EGNN %s (rotations, translations, reflections): max error "
+                  "%.3g\n", name, worst);
     assert_true(worst <= EQUIV_TOL);
+}
+static void test_egnn_e3_equivariance(void **state)
+{
+    (void)state;
+    struct cn_config c = egnn_config(64, 4);
+    egnn_e3_case(&c, "position");
+    c = egnn_step_config(64, 4, -1);
+    egnn_e3_case(&c, "step");
+    c = egnn_step_config(64, 4, SIM_CHARGED);
+    egnn_e3_case(&c, "step+momentum");
 }
 
 /* Permuting the bodies of each graph permutes the predictions. */

@@ -1,0 +1,563 @@
+/* test_unroll.c: rollout-aware training of step models (issue 10): the gradient of a K-step
+ * unrolled loss (the float production path, cn_trainer_grad_unroll) against central
+ * differences of the same loss computed by the double build, the pushforward variant against
+ * its definition, thread independence of the chain, the simulator's centroid law that the
+ * momentum projection relies on, and the nbody-train flags end to end. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "clofnet.h"
+#include "sim.h"
+
+/* Central differences of the double loss: truncation ~h^2 f''' / 6 and rounding ~1e-16 / h
+ * balance near 1e-5 for O(1) values. */
+#define FD_STEP 1e-5
+/* |fd - g| / (max |fd| + UNROLL_FLOOR) per sampled parameter. The float chain carries float
+ * rounding (fast exp, float sgemm) through K = 3 networks: measured 2e-6..1e-5 (printed); a
+ * missing or wrong carry between the steps is an error of order 1 (the carry's share of the
+ * gradient is printed and must exceed CARRY_MIN). */
+#define UNROLL_TOL 1e-4
+#define UNROLL_FLOOR 1e-3
+#define CARRY_MIN (100 * UNROLL_TOL)
+/* The centroid law of the reference scheme over one frame (100 steps) in double: the sums of
+ * 5 O(1) velocities and 100 steps of rounding are ~1e-14; a wrong constant (H vs H + 1 steps,
+ * g t vs g t / 2) is >= 1e-5. */
+#define CENTROID_TOL 1e-11
+
+static struct sim_rng g_rng;
+
+/* A small step config (H 8, 2 layers) of an architecture, with a field and the momentum
+ * projection of a setting when kind >= 0. */
+static struct cn_config small_step(int arch, int field, int kind)
+{
+    struct cn_config c;
+    cn_config_default(&c, CN_TASK_STEP);
+    c.arch = arch;
+    c.hidden = 8;
+    c.layers = 2;
+    if (field) {
+        c.has_field = 1;
+        c.field[2] = 1.0;
+    }
+    char err[CN_ERRLEN];
+    if (kind >= 0)
+        assert_int_equal(cn_config_set_momentum(&c, 1, kind, 100, err), CN_OK);
+    return c;
+}
+
+/* Random parameters off their initial values, so every term matters. */
+static float *rand_params(const struct cn_config *c, uint32_t seed)
+{
+    const long P = cn_param_count(c);
+    float *p = malloc((size_t)P * sizeof *p);
+    assert_non_null(p);
+    cn_param_init(c, p, seed);
+    for (long k = 0; k < P; k++)
+        p[k] += (float)(0.1 * sim_rng_randn(&g_rng));
+    return p;
+}
+
+/* A batch of G graphs of n bodies and K steps of targets near a smooth trajectory. */
+struct ubatch {
+    int G, n, K;
+    float *x, *v, *q, *xt, *vt; /* xt, vt [K][G n 3] */
+};
+static void make_ubatch(struct ubatch *b, int G, int n, int K)
+{
+    const size_t nb = (size_t)G * n * 3;
+    b->G = G, b->n = n, b->K = K;
+    b->x = malloc(nb * sizeof(float));
+    b->v = malloc(nb * sizeof(float));
+    b->q = malloc((size_t)G * n * sizeof(float));
+    b->xt = malloc(K * nb * sizeof(float));
+    b->vt = malloc(K * nb * sizeof(float));
+    assert_true(b->x && b->v && b->q && b->xt && b->vt);
+    for (size_t k = 0; k < nb; k++) {
+        b->x[k] = (float)sim_rng_randn(&g_rng);
+        b->v[k] = (float)(0.5 * sim_rng_randn(&g_rng));
+    }
+    for (int k = 0; k < G * n; k++)
+        b->q[k] = sim_rng_random_sample(&g_rng) < 0.5 ? -1.0f : 1.0f;
+    for (int j = 0; j < K; j++)
+        for (size_t k = 0; k < nb; k++) {
+            b->xt[j * nb + k] = (float)(b->x[k] + 0.1 * (j + 1) * b->v[k] + 0.05 * sim_rng_randn(&g_rng));
+            b->vt[j * nb + k] = (float)(b->v[k] + 0.05 * sim_rng_randn(&g_rng));
+        }
+}
+static void free_ubatch(struct ubatch *b)
+{
+    free(b->x); free(b->v); free(b->q); free(b->xt); free(b->vt);
+}
+
+/* The unrolled loss of the double build at parameters p: K chained forwards, the mean of the
+ * step losses (positions + velocities, each a mean over G n 3). */
+static double loss_d(struct cn_ws *ws, const struct cn_config *c, const double *p,
+                     const struct ubatch *b)
+{
+    const size_t nb = (size_t)b->G * b->n * 3;
+    double *x = malloc(nb * sizeof(double)), *v = malloc(nb * sizeof(double));
+    double *xo = malloc(nb * sizeof(double)), *vo = malloc(nb * sizeof(double));
+    double *q = malloc((size_t)b->G * b->n * sizeof(double)), fld[3];
+    assert_true(x && v && xo && vo && q);
+    for (size_t k = 0; k < nb; k++) {
+        x[k] = b->x[k];
+        v[k] = b->v[k];
+    }
+    for (int k = 0; k < b->G * b->n; k++)
+        q[k] = b->q[k];
+    for (int k = 0; k < 3; k++)
+        fld[k] = c->field[k];
+    double loss = 0;
+    for (int j = 0; j < b->K; j++) {
+        assert_int_equal(cn_forward_d(ws, p, b->G, x, v, q, c->has_field ? fld : NULL, xo, vo),
+                         CN_OK);
+        for (size_t k = 0; k < nb; k++) {
+            const double dx = xo[k] - b->xt[j * nb + k], dv = vo[k] - b->vt[j * nb + k];
+            loss += dx * dx + dv * dv;
+        }
+        memcpy(x, xo, nb * sizeof(double));
+        memcpy(v, vo, nb * sizeof(double));
+    }
+    free(x); free(v); free(xo); free(vo); free(q);
+    return loss / ((double)nb * b->K);
+}
+
+/* The float unrolled gradient of a config against central differences of loss_d on a sample
+ * of parameters from every tensor; also the share of the gradient the chain's carry makes. */
+static void unroll_case(const struct cn_config *c, const char *name, uint32_t seed)
+{
+    sim_rng_seed(&g_rng, seed);
+    const int G = 20, n = 4, K = 3; /* 20 graphs: two shares, the second partial */
+    char err[CN_ERRLEN];
+    struct cn_state s;
+    assert_int_equal(cn_state_init(&s, c, err), CN_OK);
+    float *p = rand_params(c, seed);
+    memcpy(s.param, p, (size_t)s.n_params * sizeof(float));
+    struct ubatch b;
+    make_ubatch(&b, G, n, K);
+    const float fld[3] = {(float)c->field[0], (float)c->field[1], (float)c->field[2]};
+    const float *fp = c->has_field ? fld : NULL;
+    struct cn_trainer *t;
+    assert_int_equal(cn_trainer_create(c, G, n, 2, &t, err), CN_OK);
+    assert_int_equal(cn_trainer_set_unroll(t, K, err), CN_OK);
+    double loss = 0;
+    assert_int_equal(cn_trainer_grad_unroll(t, &s, G, K, 0, b.x, b.v, b.q, fp, b.xt, b.vt, &loss),
+                     CN_OK);
+    const long P = s.n_params;
+    float *g = malloc((size_t)P * sizeof(float));
+    assert_non_null(g);
+    memcpy(g, s.grad, (size_t)P * sizeof(float));
+
+    /* the same loss without the carry: each step's gradient at its (predicted) input, as data */
+    const size_t nb = (size_t)G * n * 3;
+    float *xin = malloc(nb * sizeof(float)), *vin = malloc(nb * sizeof(float));
+    float *xo = malloc(nb * sizeof(float)), *vo = malloc(nb * sizeof(float));
+    double *nocarry = calloc((size_t)P, sizeof(double));
+    assert_true(xin && vin && xo && vo && nocarry);
+    memcpy(xin, b.x, nb * sizeof(float));
+    memcpy(vin, b.v, nb * sizeof(float));
+    for (int j = 0; j < K; j++) {
+        double l1;
+        assert_int_equal(cn_trainer_grad(t, &s, G, xin, vin, b.q, fp, b.xt + j * nb, b.vt + j * nb,
+                                         &l1), CN_OK);
+        for (long k = 0; k < P; k++)
+            nocarry[k] += s.grad[k] / K;
+        assert_int_equal(cn_trainer_predict(t, s.param, G, xin, vin, b.q, fp, NULL, NULL, xo, vo,
+                                            NULL), CN_OK);
+        memcpy(xin, xo, nb * sizeof(float));
+        memcpy(vin, vo, nb * sizeof(float));
+    }
+
+    struct cn_ws *ws;
+    assert_int_equal(cn_ws_create(c, G, n, CN_F64, &ws, err), CN_OK);
+    double *pd = malloc((size_t)P * sizeof(double));
+    assert_non_null(pd);
+    for (long k = 0; k < P; k++)
+        pd[k] = p[k];
+    const double l0 = loss_d(ws, c, pd, &b);
+    print_message("%s: float loss %.9g, double loss %.9g\n", name, loss, l0);
+    assert_true(fabs(loss - l0) <= UNROLL_TOL * l0);
+
+    struct cn_tensor tl[CN_MAX_TENSORS];
+    const int nt = cn_tensor_list(c, tl, CN_MAX_TENSORS);
+    double worst = 0, fdmax = 0, carry = 0, gmax = 0;
+    long checked = 0;
+    double *fd = malloc((size_t)P * sizeof(double));
+    long *which = malloc((size_t)P * sizeof(long));
+    assert_true(fd && which);
+    for (int i = 0; i < nt; i++) {
+        const long cnt = (long)tl[i].rows * tl[i].cols;
+        for (int r = 0; r < 3 && r < cnt; r++) { /* three parameters of every tensor */
+            const long k = tl[i].offset + (long)(sim_rng_random_sample(&g_rng) * cnt);
+            const double keep = pd[k];
+            pd[k] = keep + FD_STEP;
+            const double lp = loss_d(ws, c, pd, &b);
+            pd[k] = keep - FD_STEP;
+            const double lm = loss_d(ws, c, pd, &b);
+            pd[k] = keep;
+            fd[checked] = (lp - lm) / (2 * FD_STEP);
+            which[checked++] = k;
+            fdmax = fmax(fdmax, fabs((lp - lm) / (2 * FD_STEP)));
+        }
+    }
+    for (long m = 0; m < checked; m++) {
+        const long k = which[m];
+        worst = fmax(worst, fabs(fd[m] - g[k]) / (fdmax + UNROLL_FLOOR));
+        carry = fmax(carry, fabs(g[k] - nocarry[k]));
+        gmax = fmax(gmax, fabs(g[k]));
+    }
+    print_message("%s: K = %d, %ld parameters: max error %.3g; the carry is %.3g of the gradient\n",
+                  name, K, checked, worst, carry / gmax);
+    assert_true(worst < UNROLL_TOL);
+    assert_true(carry / gmax > CARRY_MIN);
+    free(fd); free(which); free(pd); free(nocarry); free(xin); free(vin); free(xo); free(vo);
+    free(g); free(p);
+    cn_ws_free(ws);
+    cn_trainer_free(t);
+    cn_state_free(&s);
+    free_ubatch(&b);
+}
+
+static void test_unrolled_gradient(void **state)
+{
+    (void)state;
+    struct cn_config c = small_step(CN_ARCH_CLOFNET, 0, -1);
+    unroll_case(&c, "ClofNet step", 51);
+    c = small_step(CN_ARCH_CLOFNET, 1, SIM_STATIC);
+    unroll_case(&c, "ClofNet step+field+momentum (static)", 52);
+    c = small_step(CN_ARCH_EGNN, 0, -1);
+    unroll_case(&c, "EGNN step", 53);
+    c = small_step(CN_ARCH_EGNN, 0, SIM_CHARGED);
+    unroll_case(&c, "EGNN step+momentum (charged)", 54);
+}
+
+/* Pushforward: the gradient of the last step alone at the model's own (K-1)-step prediction,
+ * bit for bit what cn_trainer_grad gives there; and the chain gives the same bits on 1 and 3
+ * threads. */
+static void test_pushforward_and_threads(void **state)
+{
+    (void)state;
+    sim_rng_seed(&g_rng, 61);
+    struct cn_config c = small_step(CN_ARCH_CLOFNET, 0, SIM_CHARGED);
+    const int G = 40, n = 5, K = 3;
+    const size_t nb = (size_t)G * n * 3;
+    char err[CN_ERRLEN];
+    struct cn_state s;
+    assert_int_equal(cn_state_init(&s, &c, err), CN_OK);
+    float *p = rand_params(&c, 61);
+    memcpy(s.param, p, (size_t)s.n_params * sizeof(float));
+    struct ubatch b;
+    make_ubatch(&b, G, n, K);
+    struct cn_trainer *t1, *t3;
+    assert_int_equal(cn_trainer_create(&c, G, n, 1, &t1, err), CN_OK);
+    assert_int_equal(cn_trainer_create(&c, G, n, 3, &t3, err), CN_OK);
+    assert_int_equal(cn_trainer_set_unroll(t1, K, err), CN_OK);
+    assert_int_equal(cn_trainer_set_unroll(t3, K, err), CN_OK);
+    const size_t gb = (size_t)s.n_params * sizeof(float);
+    float *g1 = malloc(gb), *g2 = malloc(gb);
+    float *x = malloc(nb * sizeof(float)), *v = malloc(nb * sizeof(float));
+    float *xo = malloc(nb * sizeof(float)), *vo = malloc(nb * sizeof(float));
+    assert_true(g1 && g2 && x && v && xo && vo);
+    double l1, l2;
+    assert_int_equal(cn_trainer_grad_unroll(t1, &s, G, K, 1, b.x, b.v, b.q, NULL, b.xt, b.vt, &l1),
+                     CN_OK);
+    memcpy(g1, s.grad, gb);
+    memcpy(x, b.x, nb * sizeof(float));
+    memcpy(v, b.v, nb * sizeof(float));
+    for (int j = 0; j < K - 1; j++) {
+        assert_int_equal(cn_trainer_predict(t1, s.param, G, x, v, b.q, NULL, NULL, NULL, xo, vo,
+                                            NULL), CN_OK);
+        memcpy(x, xo, nb * sizeof(float));
+        memcpy(v, vo, nb * sizeof(float));
+    }
+    assert_int_equal(cn_trainer_grad(t1, &s, G, x, v, b.q, NULL, b.xt + (K - 1) * nb,
+                                     b.vt + (K - 1) * nb, &l2), CN_OK);
+    assert_true(l1 == l2);
+    assert_memory_equal(g1, s.grad, gb);
+    /* BPTT on 1 and 3 threads */
+    assert_int_equal(cn_trainer_grad_unroll(t1, &s, G, K, 0, b.x, b.v, b.q, NULL, b.xt, b.vt, &l1),
+                     CN_OK);
+    memcpy(g1, s.grad, gb);
+    assert_int_equal(cn_trainer_grad_unroll(t3, &s, G, K, 0, b.x, b.v, b.q, NULL, b.xt, b.vt, &l2),
+                     CN_OK);
+    memcpy(g2, s.grad, gb);
+    assert_true(l1 == l2);
+    assert_memory_equal(g1, g2, gb);
+    /* K beyond what the trainer was made for, and a trainer never set up for chains */
+    assert_int_equal(cn_trainer_grad_unroll(t1, &s, G, K + 1, 0, b.x, b.v, b.q, NULL, b.xt, b.vt,
+                                            &l1), CN_EARG);
+    struct cn_trainer *t0;
+    assert_int_equal(cn_trainer_create(&c, G, n, 1, &t0, err), CN_OK);
+    assert_int_equal(cn_trainer_grad_unroll(t0, &s, G, 1, 0, b.x, b.v, b.q, NULL, b.xt, b.vt, &l1),
+                     CN_EARG);
+    assert_int_equal(cn_trainer_set_unroll(t0, CN_MAX_UNROLL + 1, err), CN_EARG);
+    cn_trainer_free(t0);
+    free(g1); free(g2); free(x); free(v); free(xo); free(vo); free(p);
+    cn_trainer_free(t1);
+    cn_trainer_free(t3);
+    cn_state_free(&s);
+    free_ubatch(&b);
+}
+
+/* The law the projection enforces, checked on the simulator itself: over each frame of the
+ * reference scheme the centroid's velocity changes by H dt a and its position by
+ * H dt v_cm + dt^2 H (H + 1) / 2 a (a = g z for static, 0 for charged), except across a step
+ * where the force clamp of SPEC §1 acted (counted, excluded). The constants are the ones
+ * cn_config_set_momentum gives the network. */
+static void test_centroid_law(void **state)
+{
+    (void)state;
+    const int kinds[2] = {SIM_CHARGED, SIM_STATIC}, n = 5, H = 100, frames = 48;
+    char err[CN_ERRLEN];
+    for (int ki = 0; ki < 2; ki++) {
+        struct cn_config c;
+        cn_config_default(&c, CN_TASK_STEP);
+        assert_int_equal(cn_config_set_momentum(&c, 1, kinds[ki], H, err), CN_OK);
+        double worst = 0;
+        int checked = 0, clamped = 0;
+        for (uint32_t seed = 1; seed <= 20; seed++) {
+            struct sim_system s;
+            assert_int_equal(sim_system_init(&s, kinds[ki], n), SIM_OK);
+            sim_initial_state(&s, seed);
+            /* the reference scheme's first kick and drift: a state as frames record it,
+             * after a drift and before its kick; each frame is then H kick-drift pairs */
+            sim_kick(&s);
+            sim_drift(&s);
+            for (int f = 0; f < frames; f++) {
+                double x0[3] = {0, 0, 0}, v0[3] = {0, 0, 0}, x1[3] = {0, 0, 0}, v1[3] = {0, 0, 0};
+                int clamp = 0;
+                for (int i = 0; i < n; i++)
+                    for (int k = 0; k < 3; k++) {
+                        x0[k] += s.x[k * n + i] / n;
+                        v0[k] += s.v[k * n + i] / n;
+                    }
+                for (int st = 0; st < H; st++) {
+                    sim_kick(&s);
+                    for (int k = 0; k < 3 * n; k++)
+                        clamp |= fabs(s.f[k]) >= SIM_MAX_F;
+                    sim_drift(&s);
+                }
+                for (int i = 0; i < n; i++)
+                    for (int k = 0; k < 3; k++) {
+                        x1[k] += s.x[k * n + i] / n;
+                        v1[k] += s.v[k * n + i] / n;
+                    }
+                if (clamp) {
+                    clamped++;
+                    continue;
+                }
+                for (int k = 0; k < 3; k++) {
+                    worst = fmax(worst, fabs(v1[k] - (v0[k] + c.proj_dv[k])));
+                    worst = fmax(worst, fabs(x1[k] - (x0[k] + c.proj_tau * v0[k] + c.proj_dx[k])));
+                }
+                checked++;
+            }
+            sim_system_free(&s);
+        }
+        print_message("centroid law %s: %d frames, max deviation %.3g (%d frames with a clamped "
+                      "force excluded)\n", sim_kind_name(kinds[ki]), checked, worst, clamped);
+        assert_true(checked > 10 * clamped);
+        assert_true(worst < CENTROID_TOL);
+    }
+    /* the dynamic setting has no such law: refused */
+    struct cn_config c;
+    cn_config_default(&c, CN_TASK_STEP);
+    assert_int_equal(cn_config_set_momentum(&c, 1, SIM_DYNAMIC, H, err), CN_EARG);
+    assert_non_null(strstr(err, "Lorentz"));
+    cn_config_default(&c, CN_TASK_POSITION);
+    assert_int_equal(cn_config_set_momentum(&c, 1, SIM_CHARGED, H, err), CN_EARG);
+}
+
+/* ---------------------------------------------------------- programs */
+
+#define TRAIN BIN_DIR "/model/nbody-train"
+#define EVAL BIN_DIR "/model/nbody-eval"
+#define GEN BIN_DIR "/sim/nbody-gen"
+
+/* Run a shell command; its exit status. */
+static int run(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char g_dir[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(g_dir, sizeof g_dir, "/tmp/test_unroll.%ld", (long)getpid());
+    mkdir(g_dir, 0755);
+    /* small charged and dynamic sets, frames as the standard ones */
+    if (run(GEN " --out %s/c5 --train 60 --valid 30 --test 10 --threads 2 > /dev/null 2>&1", g_dir) ||
+        run(GEN " --out %s/d5 --sim dynamic --train 60 --valid 30 --test 10 --threads 2 > /dev/null "
+            "2>&1", g_dir))
+        return -1;
+    return 0;
+}
+static int teardown(void **state)
+{
+    (void)state;
+    run("rm -rf %s", g_dir);
+    return 0;
+}
+
+/* 1 when two files have the same bytes. */
+static int same_file(const char *a, const char *b)
+{
+    return run("cmp -s %s %s", a, b) == 0;
+}
+
+/* 1 when two training states hold the same parameters, moments and step count (their resume
+ * records also hold each epoch's wall time, which differs between runs). */
+static int same_state(const char *a, const char *b)
+{
+    struct cn_state sa, sb;
+    char err[CN_ERRLEN];
+    int oa = 0, ob = 0;
+    assert_int_equal(cn_ckpt_load(a, NULL, &sa, NULL, &oa, NULL, NULL, err), CN_OK);
+    assert_int_equal(cn_ckpt_load(b, NULL, &sb, NULL, &ob, NULL, NULL, err), CN_OK);
+    assert_true(oa && ob);
+    const size_t bytes = (size_t)sa.n_params * sizeof(float);
+    const int same = sa.n_params == sb.n_params && sa.step == sb.step &&
+                     memcmp(sa.param, sb.param, bytes) == 0 && memcmp(sa.m, sb.m, bytes) == 0 &&
+                     memcmp(sa.v, sb.v, bytes) == 0;
+    cn_state_free(&sa);
+    cn_state_free(&sb);
+    return same;
+}
+
+#define STEP_ARGS "--task step --epochs 4 --pairs-per-epoch 512 --eval-pairs 256 --batch 64 --val-every 2 --quiet"
+
+/* --unroll 1 --input-noise 0 is the plain one-step training bit for bit; noise changes it. */
+static void test_flags_neutral(void **state)
+{
+    (void)state;
+    assert_int_equal(run(TRAIN " --data %s/c5 --out %s/a.ckpt " STEP_ARGS " > /dev/null", g_dir, g_dir), 0);
+    assert_int_equal(run(TRAIN " --data %s/c5 --out %s/b.ckpt " STEP_ARGS " --unroll 1 --input-noise 0 "
+                         "> /dev/null", g_dir, g_dir), 0);
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s/a.ckpt", g_dir);
+    snprintf(b, sizeof b, "%s/b.ckpt", g_dir);
+    assert_true(same_file(a, b));
+    snprintf(a, sizeof a, "%s/a.ckpt.state", g_dir);
+    snprintf(b, sizeof b, "%s/b.ckpt.state", g_dir);
+    assert_true(same_state(a, b));
+    assert_int_equal(run(TRAIN " --data %s/c5 --out %s/n.ckpt " STEP_ARGS " --input-noise 0.001 "
+                         "> /dev/null", g_dir, g_dir), 0);
+    snprintf(b, sizeof b, "%s/n.ckpt", g_dir);
+    snprintf(a, sizeof a, "%s/a.ckpt", g_dir);
+    assert_false(same_file(a, b));
+}
+
+/* Every new flag together, interrupted and resumed: the same bytes as one run; the history
+ * has the rollout column; the model is momentum-projected and nbody-eval rolls it out. */
+static void test_flags_resume(void **state)
+{
+    (void)state;
+    const char *flags = "--unroll 3 --unroll-every 1 --input-noise 0.002 --project-momentum "
+                        "--val-rollout 8";
+    assert_int_equal(run(TRAIN " --data %s/c5 --out %s/u.ckpt " STEP_ARGS " %s > /dev/null",
+                         g_dir, g_dir, flags), 0);
+    assert_int_equal(run(TRAIN " --data %s/c5 --out %s/r.ckpt " STEP_ARGS " %s --stop-after 1 "
+                         "> /dev/null", g_dir, g_dir, flags), 0);
+    assert_int_equal(run(TRAIN " --data %s/c5 --out %s/r.ckpt --resume --stop-after 2 --quiet "
+                         "> /dev/null", g_dir, g_dir), 0);
+    assert_int_equal(run(TRAIN " --data %s/c5 --out %s/r.ckpt --resume --quiet > /dev/null",
+                         g_dir, g_dir), 0);
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s/u.ckpt", g_dir);
+    snprintf(b, sizeof b, "%s/r.ckpt", g_dir);
+    assert_true(same_file(a, b));
+    snprintf(a, sizeof a, "%s/u.ckpt.state", g_dir);
+    snprintf(b, sizeof b, "%s/r.ckpt.state", g_dir);
+    assert_true(same_state(a, b));
+    snprintf(a, sizeof a, "%s/u.ckpt", g_dir);
+    assert_int_equal(run("head -n 1 %s/u.ckpt.csv | grep -q ',val_rollout$'", g_dir), 0);
+    assert_int_equal(run("awk -F, 'NR == 2 && $7 != \"\"' %s/u.ckpt.csv | grep -q .", g_dir), 0);
+    /* the projection is in the checkpoint: the loaded model keeps the total momentum */
+    struct cn_model *m;
+    char err[CN_ERRLEN];
+    assert_int_equal(cn_model_load(a, &m, err), CN_OK);
+    assert_int_equal(cn_model_state(m)->cfg.momentum, 1);
+    sim_rng_seed(&g_rng, 71);
+    const int n = 5;
+    double x[15], v[15], q[5], p0[3], p1[3];
+    for (int k = 0; k < 15; k++) {
+        x[k] = sim_rng_randn(&g_rng);
+        v[k] = 0.5 * sim_rng_randn(&g_rng);
+    }
+    for (int i = 0; i < n; i++)
+        q[i] = i % 2 ? 1 : -1;
+    sim_momentum(n, v, p0);
+    assert_int_equal(cn_integrator_step(m, n, q, x, v), CN_OK);
+    sim_momentum(n, v, p1);
+    for (int k = 0; k < 3; k++)
+        assert_true(fabs(p1[k] - p0[k]) < 1e-5); /* float outputs of O(1): rounding 1e-7 */
+    cn_model_free(m);
+    assert_int_equal(run(EVAL " --model %s --data %s/c5 --rollout 5 > /dev/null", a, g_dir), 0);
+}
+
+/* An EGNN integrator trains and rolls out; the flags' misuse is refused with a message. */
+static void test_egnn_step_and_refusals(void **state)
+{
+    (void)state;
+    assert_int_equal(run(TRAIN " --data %s/c5 --out %s/e.ckpt --arch egnn " STEP_ARGS " > /dev/null",
+                         g_dir, g_dir), 0);
+    assert_int_equal(run(EVAL " --model %s/e.ckpt --data %s/c5 --rollout 5 > /dev/null", g_dir,
+                         g_dir), 0);
+    const struct {
+        const char *args, *msg;
+    } bad[] = {
+        {"--task step --unroll 0", "unroll"},
+        {"--task step --unroll 17", "unroll"},
+        {"--task step --pushforward", "--pushforward needs --unroll"},
+        {"--task step --unroll-every 3", "--unroll-every needs --unroll"},
+        {"--unroll 2", "needs --task step"},
+        {"--input-noise 0.1", "step models"},
+        {"--task step --input-noise -1", "input noise"},
+        {"--task step --input-noise nan", "not a number"},
+        {"--val-rollout 5", "step model"},
+        {"--project-momentum", "step models"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, TRAIN " --data %s/c5 --out %s/bad.ckpt --epochs 2 %s > %s/o.txt "
+                 "2>&1", g_dir, g_dir, bad[k].args, g_dir);
+        assert_int_not_equal(run("%s", cmd), 0);
+        assert_int_equal(run("grep -q -e '%s' %s/o.txt", bad[k].msg, g_dir), 0);
+        assert_int_not_equal(run("test -e %s/bad.ckpt", g_dir), 0);
+    }
+    assert_int_not_equal(run(TRAIN " --data %s/d5 --out %s/bad.ckpt --task step --epochs 2 "
+                             "--project-momentum > %s/o.txt 2>&1", g_dir, g_dir, g_dir), 0);
+    assert_int_equal(run("grep -q Lorentz %s/o.txt", g_dir), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unrolled_gradient),
+        cmocka_unit_test(test_pushforward_and_threads),
+        cmocka_unit_test(test_centroid_law),
+        cmocka_unit_test(test_flags_neutral),
+        cmocka_unit_test(test_flags_resume),
+        cmocka_unit_test(test_egnn_step_and_refusals),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

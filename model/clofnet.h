@@ -551,6 +551,8 @@ struct cn_rollout {
     double *drift_model; /* median over trajectories of |E_k - E_start| of the rollouts
                             (total energy of sim/sim.h) */
     double *drift_truth; /* the same for the ground-truth frames themselves */
+    double *worst_model; /* the largest position MSE of one trajectory's rollout */
+    double *worst_cv;    /* the same for the constant-velocity baseline */
     float *traj_x;       /* rollout of trajectory 0: positions [steps][n][3] */
 };
 

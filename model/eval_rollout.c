@@ -144,6 +144,10 @@ int eval_rollout(const struct eval_rollout_opts *o)
         json_array("energy_drift_clofnet", r.drift_model, r.steps);
         printf(", ");
         json_array("energy_drift_truth", r.drift_truth, r.steps);
+        printf(", ");
+        json_array("worst_clofnet", r.worst_model, r.steps);
+        printf(", ");
+        json_array("worst_constant_velocity", r.worst_cv, r.steps);
         printf(", \"csv\": \"%s\", \"png\": \"%s\"}\n", csv, png);
     } else {
         printf("%s on %s/%s: free rollout from frame %d, %ld trajectories\n", o->model, o->data,

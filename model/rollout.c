@@ -15,6 +15,8 @@ void cn_rollout_free(struct cn_rollout *r)
     free(r->mse_centroid);
     free(r->drift_model);
     free(r->drift_truth);
+    free(r->worst_model);
+    free(r->worst_cv);
     free(r->traj_x);
     memset(r, 0, sizeof *r);
 }
@@ -79,6 +81,8 @@ int cn_rollout_run(struct cn_trainer *t, const struct cn_state *s, const struct 
     r->mse_centroid = calloc(steps, sizeof(double));
     r->drift_model = calloc(steps, sizeof(double));
     r->drift_truth = calloc(steps, sizeof(double));
+    r->worst_model = calloc(steps, sizeof(double));
+    r->worst_cv = calloc(steps, sizeof(double));
     r->traj_x = calloc((size_t)steps * nb, sizeof(float));
     float *x = malloc(sizeof(float) * batch * nb), *v = malloc(sizeof(float) * batch * nb);
     float *xo = malloc(sizeof(float) * batch * nb), *vo = malloc(sizeof(float) * batch * nb);
@@ -86,7 +90,7 @@ int cn_rollout_run(struct cn_trainer *t, const struct cn_state *s, const struct 
     double *e0 = malloc(sizeof(double) * batch), *buf = malloc(sizeof(double) * 7 * n);
     /* |dE| of every trajectory at every horizon, for the medians */
     double *dm = malloc(sizeof(double) * steps * G), *dtr = malloc(sizeof(double) * steps * G);
-    if (!r->mse_model || !r->mse_cv || !r->mse_centroid || !r->drift_model || !r->drift_truth || !r->traj_x || !x ||
+    if (!r->mse_model || !r->mse_cv || !r->mse_centroid || !r->drift_model || !r->drift_truth || !r->worst_model || !r->worst_cv || !r->traj_x || !x ||
         !v || !xo || !vo || !q || !e0 || !buf || !dm || !dtr) {
         free(x); free(v); free(xo); free(vo); free(q); free(e0); free(buf); free(dm); free(dtr);
         cn_rollout_free(r);
@@ -127,6 +131,8 @@ int cn_rollout_run(struct cn_trainer *t, const struct cn_state *s, const struct 
                     ec += dc * dc;
                 }
                 r->mse_model[k] += em / (double)nb;
+                r->worst_model[k] = fmax(r->worst_model[k], em / (double)nb);
+                r->worst_cv[k] = fmax(r->worst_cv[k], ec / (double)nb);
                 /* the centroid moves only under the external field: Coulomb forces cancel */
                 double cm[3] = {0, 0, 0};
                 for (int i = 0; i < n; i++)

@@ -1921,15 +1921,15 @@ static void test_twenty_bodies_and_arch(void **state)
     assert_int_equal(run("%s --data %s --out %s --resume --arch clofnet 2> %s/err", TRAIN, data,
                          ck[CN_ARCH_EGNN], dir), 1);
     assert_int_equal(run("grep -q 'was trained with --arch egnn' %s/err", dir), 0);
-    /* an EGNN step model is refused before any work */
+    /* what EGNN cannot take, a lab-frame field input, is refused before any work */
     struct cn_train_opts o;
     cn_train_opts_default(&o);
     o.arch = CN_ARCH_EGNN;
-    o.task = CN_TASK_STEP;
+    o.field_input = 1;
     char bad[800];
-    snprintf(bad, sizeof bad, "%s/step.ckpt", dir);
+    snprintf(bad, sizeof bad, "%s/field.ckpt", dir);
     assert_int_equal(cn_train(&o, &d, bad, 0, NULL, NULL, NULL, NULL, err), CN_EARG);
-    assert_non_null(strstr(err, "position task only"));
+    assert_non_null(strstr(err, "ClofNet only"));
     assert_false(file_exists(bad));
     cn_data_free(&d);
     rm_tree(dir);

@@ -1,0 +1,72 @@
+#!/bin/sh
+# step-runs.sh BIN DATA RUNS NAME...: the learned-integrator runs of BENCHMARKS.md ("Rollout-aware
+# training", issue 10), one after the other, each resumed where it stopped, then evaluated by
+# free rollouts from frame 0 on the 2000-trajectory test split (NAME.rollout.json).
+#   BIN   folder holding nbody-train and nbody-eval (copies, not the build tree)
+#   DATA  folder holding small (ES(5): nbody-gen defaults), static5 and dynamic5
+#         (nbody-gen --sim static|dynamic --out DATA/KIND5)
+#   RUNS  folder for NAME.ckpt, .csv, .state, .log, .rollout.json
+#   NAME  [egnn-]SETTING-ARM-sSEED with SETTING charged|static|dynamic and ARM one of
+#         base      the shipped recipe (one-step pairs, selection by the one-step loss)
+#         roll      + selection by free rollouts of 200 validation trajectories
+#         noise     + input noise 0.003 on positions and velocities
+#         unroll    + 4 chained steps (BPTT), one more every 10 epochs
+#         mom       + the momentum projection (charged and static)
+#         all       every ingredient (without mom on dynamic)
+# Every run is one thread; a finished run (history at its last epoch) is only re-evaluated
+# when its rollout file is missing.
+set -eu
+BIN=${1:?usage: step-runs.sh BIN DATA RUNS NAME...}
+DATA=${2:?usage: step-runs.sh BIN DATA RUNS NAME...}
+RUNS=${3:?usage: step-runs.sh BIN DATA RUNS NAME...}
+shift 3
+[ $# -gt 0 ] || { echo "step-runs.sh: no run named" >&2; exit 2; }
+mkdir -p "$RUNS"
+EPOCHS=60
+RECIPE="--task step --epochs $EPOCHS --cosine --lr 5e-3 --ema 0.99"
+ROLL="--val-rollout 200"
+NOISE="--input-noise 0.003"
+UNROLL="--unroll 4 --unroll-every 10"
+
+for name in "$@"; do
+  rest=$name arch=""
+  case $rest in egnn-*) arch="--arch egnn"; rest=${rest#egnn-} ;; esac
+  setting=${rest%%-*}; rest=${rest#*-}
+  arm=${rest%%-s*}; seed=${rest##*-s}
+  case $setting in
+    charged) data=$DATA/small ;;
+    static|dynamic) data=$DATA/${setting}5 ;;
+    *) echo "step-runs.sh: unknown setting in $name" >&2; exit 2 ;;
+  esac
+  mom="--project-momentum"
+  [ "$setting" = dynamic ] && mom=""
+  case $arm in
+    base) extra="" ;;
+    roll) extra="$ROLL" ;;
+    noise) extra="$NOISE" ;;
+    unroll) extra="$UNROLL" ;;
+    mom) [ -n "$mom" ] || { echo "step-runs.sh: no projection for $setting" >&2; exit 2; }; extra="$mom" ;;
+    all) extra="$ROLL $NOISE $UNROLL $mom" ;;
+    *) echo "step-runs.sh: unknown arm in $name" >&2; exit 2 ;;
+  esac
+  ck=$RUNS/$name.ckpt
+  last=-1
+  [ -f "$ck.csv" ] && last=$(awk -F, 'NR > 1 { e = $1 } END { print (e == "" ? -1 : e) }' "$ck.csv")
+  if [ "$last" -lt $((EPOCHS - 1)) ]; then
+    if [ -f "$ck.state" ]; then
+      echo "$name: resuming after epoch $last"
+      "$BIN/nbody-train" --resume --data "$data" --out "$ck" --threads 1 >> "$RUNS/$name.log" 2>&1
+    else
+      echo "$name: starting"
+      # shellcheck disable=SC2086
+      "$BIN/nbody-train" --data "$data" --out "$ck" $RECIPE $arch $extra --seed "$seed" \
+        --threads 1 > "$RUNS/$name.log" 2>&1
+    fi
+    rm -f "$RUNS/$name.rollout.json"
+  fi
+  if [ ! -f "$RUNS/$name.rollout.json" ]; then
+    "$BIN/nbody-eval" --model "$ck" --data "$data" --rollout 40 --json --threads 1 --plot "$RUNS/$name.rollout" \
+      > "$RUNS/$name.rollout.json.tmp" && mv "$RUNS/$name.rollout.json.tmp" "$RUNS/$name.rollout.json"
+  fi
+  echo "$name: $(tail -n 1 "$RUNS/$name.log")"
+done

@@ -418,7 +418,7 @@ static int run(int argc, char **argv)
     /* the ranks of a job make one dataset: the same options, but --threads and --json */
     char canon[8400] = "";
     snprintf(canon, sizeof canon, "%d %d %d %d %d %d %ld %ld %ld %u %s/%s", o.kind, o.bodies,
-             o.length, o.sample_freq, o.reference, o.force, o.train, o.valid, o.test,
+             o.length, o.sample_freq, o.stream, o.force, o.train, o.valid, o.test,
              (unsigned)o.seed, o.tag, o.out);
     if ((rc = sim_mpi_agree(&mpi, 0)))
         return rc;

@@ -321,12 +321,6 @@ int SUF(cn_backward_impl)(struct cn_ws *ws, const REAL *P, const REAL *dx_out,
         for (int k = 0; k < 3 * N; k++)
             dv_in[k] = w->dV[k] + (step ? dv_out[k] : 0);
     if (proj)
-        for (int k = 0; k < 3 * N; k++) {
-            const int gk = 3 * (k / (3 * n)) + k % 3;
-            if (dx_in)
-                dx_in[k] += w->pgx[gk];
-            if (dv_in)
-                dv_in[k] += w->pgv[gk];
-        }
+        SUF(project_inputs_backward)(G, n, w->pgx, w->pgv, dx_in, dv_in);
     return CN_OK;
 }

@@ -62,3 +62,17 @@ static void SUF(project_backward)(int G, int n, double tau, const REAL *dx, cons
         }
     }
 }
+
+/* The second half of project_backward: every body of graph g receives the centroid terms
+ * gx[g], gv[g] into its input gradients dx_in, dv_in [G n 3] (either may be NULL). */
+static void SUF(project_inputs_backward)(int G, int n, const REAL *gx, const REAL *gv,
+                                         REAL *dx_in, REAL *dv_in)
+{
+    for (int k = 0; k < 3 * G * n; k++) {
+        const int gk = 3 * (k / (3 * n)) + k % 3;
+        if (dx_in)
+            dx_in[k] += gx[gk];
+        if (dv_in)
+            dv_in[k] += gv[gk];
+    }
+}

@@ -346,6 +346,13 @@ int cn_trainer_predict(struct cn_trainer *t, const float *param, int graphs, con
  * split's bodies differ from the trainer's, else a kernel status. */
 int cn_eval_split(struct cn_trainer *t, const float *param, const struct cn_config *c,
                   const struct cn_split *sp, long max_samples, double *mse, long *count);
+/* The same; with reflect = 1 of the reflection-averaged model (f(x) + R f(R x)) / 2, R the
+ * mirror x -> -x: exactly E(3)-equivariant when f is SE(3)-equivariant (ClofNet), unchanged for
+ * an E(3)-equivariant f (EGNN) up to rounding. A symmetry of the physics only where no field
+ * breaks it: charged, and static (g along z is mirrored into itself); the caller checks. */
+int cn_eval_split_reflect(struct cn_trainer *t, const float *param, const struct cn_config *c,
+                          const struct cn_split *sp, long max_samples, int reflect, double *mse,
+                          long *count);
 
 /* The BLAS thread policy of this library: OpenBLAS single-threaded. Parallelism comes from
  * the shares; BLAS threads on these small matrices oversubscribe and spin in sched_yield.

@@ -25,6 +25,8 @@ static void usage(FILE *f)
             "  --max-samples N  step task: pairs evaluated, spread over the split, 0 = all [0]\n"
             "  --threads N      threads [1]\n"
             "  --json           one line of JSON: {\"mse\": ..., ...}\n"
+            "  --reflect-average  evaluate (f(x) + R f(R x)) / 2 with R the mirror x -> -x: the\n"
+            "                   model made exactly E(3)-equivariant (charged and static data)\n"
             "  --predictions F.npy  position task: write the predicted frame-40 positions of\n"
             "                   every trajectory, float64 [N, 3, n] like loc (for comparing\n"
             "                   with another implementation, e.g. scripts/check-torch.py)\n"
@@ -125,7 +127,7 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *model = NULL, *data = NULL, *split = "test";
-    int json = 0, threads = 1;
+    int json = 0, threads = 1, reflect = 0;
     long max_samples = 0, max_traj = 0;
     int rollout = 0, start = 0;
     const char *plot = "rollout", *predictions = NULL;
@@ -135,7 +137,7 @@ int main(int argc, char **argv)
         {"model", required_argument, 0, 'm'}, {"data", required_argument, 0, 'd'},
         {"split", required_argument, 0, 's'}, {"json", no_argument, 0, 'J'},
         {"threads", required_argument, 0, 'j'}, {"max-samples", required_argument, 0, 'n'},
-        {"predictions", required_argument, 0, 'p'},
+        {"predictions", required_argument, 0, 'p'}, {"reflect-average", no_argument, 0, 'F'},
         {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -151,6 +153,7 @@ int main(int argc, char **argv)
         case 'T': max_traj = parse_int("max-traj", optarg, 0, 1L << 40); break;
         case 'P': plot = optarg; break;
         case 'p': predictions = optarg; break;
+        case 'F': reflect = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -169,6 +172,11 @@ int main(int argc, char **argv)
                                               : 0;
     if (!which) {
         fprintf(stderr, "nbody-eval: --split '%s' must be test, valid or train\n", split);
+        return 2;
+    }
+    if (rollout && reflect) {
+        fprintf(stderr, "nbody-eval: --reflect-average is for the one-step evaluation, not for "
+                "--rollout\n");
         return 2;
     }
     if (rollout && predictions) {
@@ -235,7 +243,12 @@ int main(int argc, char **argv)
     if (predictions && write_predictions(t, s, sp, predictions) != 0)
         goto done;
     long cnt = 0;
-    int est = cn_eval_split(t, s->param, &s->cfg, sp, max_samples, mse, &cnt);
+    if (reflect && d.kind == SIM_DYNAMIC) {
+        fprintf(stderr, "nbody-eval: --reflect-average: a mirror is no symmetry of the dynamic "
+                "setting (the magnetic field is an axial vector fixed in the lab)\n");
+        goto done;
+    }
+    int est = cn_eval_split_reflect(t, s->param, &s->cfg, sp, max_samples, reflect, mse, &cnt);
     if (est != CN_OK) {
         fprintf(stderr, "nbody-eval: evaluation failed: %s\n", cn_strerror(est));
         goto done;

@@ -599,9 +599,60 @@ int cn_trainer_predict(struct cn_trainer *t, const float *param, int graphs, con
 int cn_eval_split(struct cn_trainer *t, const float *param, const struct cn_config *c,
                   const struct cn_split *sp, long max_samples, double *mse, long *count)
 {
+    return cn_eval_split_reflect(t, param, c, sp, max_samples, 0, mse, count);
+}
+
+/* x -> -x of every vector of G n bodies, in place. */
+static void mirror_x(size_t nodes, float *a)
+{
+    for (size_t i = 0; i < nodes; i++)
+        a[3 * i] = -a[3 * i];
+}
+
+/* The predictions of a batch averaged with those of its mirror image (see clofnet.h) into
+ * xo, vo; per-sample errors against the targets into sample_mse. */
+static int predict_reflect(struct cn_trainer *t, const float *param, int g, const float *field,
+                           float *xo, float *vo, float *xm, float *vm, double *sample_mse)
+{
+    const int step = t->cfg.task == CN_TASK_STEP;
+    const size_t nodes = (size_t)g * t->n, nb1 = (size_t)t->n * 3;
+    int st = cn_trainer_predict(t, param, g, t->bx, t->bv, t->bq, field, NULL, NULL, xo,
+                                step ? vo : NULL, NULL);
+    if (st)
+        return st;
+    mirror_x(nodes, t->bx);
+    mirror_x(nodes, t->bv);
+    st = cn_trainer_predict(t, param, g, t->bx, t->bv, t->bq, field, NULL, NULL, xm,
+                            step ? vm : NULL, NULL);
+    if (st)
+        return st;
+    for (size_t k = 0; k < 3 * nodes; k++) { /* the mirror's predictions, mirrored back */
+        const float s = k % 3 == 0 ? -1.0f : 1.0f;
+        xo[k] = 0.5f * (xo[k] + s * xm[k]);
+        if (step)
+            vo[k] = 0.5f * (vo[k] + s * vm[k]);
+    }
+    for (int j = 0; j < g; j++) {
+        double e = sq_sum(nb1, xo + j * nb1, t->bxt + j * nb1) / (double)nb1;
+        if (step)
+            e += sq_sum(nb1, vo + j * nb1, t->bvt + j * nb1) / (double)nb1;
+        sample_mse[j] = e;
+    }
+    return CN_OK;
+}
+
+/* Per-sample errors over a split, optionally of the mirror-averaged model (see clofnet.h). */
+int cn_eval_split_reflect(struct cn_trainer *t, const float *param, const struct cn_config *c,
+                          const struct cn_split *sp, long max_samples, int reflect, double *mse,
+                          long *count)
+{
     *count = 0;
-    if (sp->n != t->n || c->task != t->cfg.task)
+    if (sp->n != t->n || c->task != t->cfg.task || (reflect != 0 && reflect != 1))
         return CN_EARG;
+    float *xo = NULL; /* with reflect: [4][max_graphs n 3] outputs, mirror outputs, x and v */
+    const size_t nb = (size_t)t->max_graphs * t->n * 3;
+    if (reflect && !(xo = malloc(4 * nb * sizeof(float))))
+        return CN_ENOMEM;
     const long all = cn_task_samples(sp, c->task);
     long total = all;
     if (max_samples > 0 && max_samples < total)
@@ -613,11 +664,17 @@ int cn_eval_split(struct cn_trainer *t, const float *param, const struct cn_conf
         for (int k = 0; k < g; k++)
             t->idx[k] = total == all ? s0 + k : (long)((double)(s0 + k) * (double)all / (double)total);
         cn_gather(sp, c->task, t->idx, g, t->bx, t->bv, t->bq, t->bxt, t->bvt);
-        int st = cn_trainer_predict(t, param, g, t->bx, t->bv, t->bq, c->has_field ? field : NULL,
-                                    t->bxt, t->bvt, NULL, NULL, mse + s0);
-        if (st)
+        const float *fp = c->has_field ? field : NULL;
+        int st = reflect ? predict_reflect(t, param, g, fp, xo, xo + nb, xo + 2 * nb,
+                                           xo + 3 * nb, mse + s0)
+                         : cn_trainer_predict(t, param, g, t->bx, t->bv, t->bq, fp, t->bxt,
+                                              t->bvt, NULL, NULL, mse + s0);
+        if (st) {
+            free(xo);
             return st;
+        }
     }
+    free(xo);
     *count = total;
     return CN_OK;
 }

@@ -616,7 +616,13 @@ static void test_reflection_average(void **state)
     free(mir.loc);
     free(mir.vel);
     cn_data_free(&d);
-    /* the program: dynamic data and --rollout refuse it */
+    /* the program: it runs (a step model is averaged over positions and velocities), and
+     * --rollout and dynamic data refuse it */
+    assert_int_equal(run(EVAL " --model %s/u.ckpt --data %s/c5 --reflect-average --json > %s/r.json",
+                         g_dir, g_dir, g_dir), 0);
+    assert_int_equal(run("grep -q '\"mse\"' %s/r.json", g_dir), 0);
+    assert_int_not_equal(run(EVAL " --model %s/u.ckpt --data %s/d5 --reflect-average > /dev/null "
+                             "2>&1", g_dir, g_dir), 0);
     assert_int_not_equal(run(EVAL " --model %s/u.ckpt --data %s/c5 --rollout 3 --reflect-average "
                              "> /dev/null 2>&1", g_dir, g_dir), 0);
 }

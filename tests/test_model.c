@@ -19,6 +19,7 @@
 #include "clofnet.h"
 #include "internal.h"
 #include "sim.h"
+#include "tfs.h"
 #include "data/egnn_torch_golden.h"
 
 /* ------------------------------------------------------------ tolerances */
@@ -266,18 +267,6 @@ static void make_dataset(const char *dir, int kind, int n, int ntrain, int nvali
         free(chg);
         free(edg);
     }
-}
-
-/* Run a shell command line; returns its exit status (or -1 if it did not exit). */
-static int run(const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* Whether a path exists. */
@@ -1673,7 +1662,7 @@ static void test_checkpoint(void **state)
 static void copy_data(char *dir, size_t len, const char *tag)
 {
     make_tmpdir(dir, len, tag);
-    assert_int_equal(run("cp '%s'/*.npy '%s'/", g_data, dir), 0);
+    assert_int_equal(tfs_run("cp '%s'/*.npy '%s'/", g_data, dir), 0);
 }
 
 /* Rewrite one file of a dataset copy with a change. */
@@ -1714,14 +1703,14 @@ static void test_bad_data(void **state)
     rm_tree(dir);
     /* two datasets in one directory */
     copy_data(dir, sizeof dir, "two");
-    assert_int_equal(run("cp '%s/loc_train_charged5_initvel1small.npy' "
+    assert_int_equal(tfs_run("cp '%s/loc_train_charged5_initvel1small.npy' "
                          "'%s/loc_train_charged5_initvel1other.npy'", dir, dir), 0);
     assert_int_equal(cn_data_load(dir, 7, 0, &d, err), CN_EIO);
     assert_non_null(strstr(err, "several"));
     rm_tree(dir);
     /* a missing file of the set */
     copy_data(dir, sizeof dir, "miss");
-    assert_int_equal(run("rm '%s/charges_valid_charged5_initvel1small.npy'", dir), 0);
+    assert_int_equal(tfs_run("rm '%s/charges_valid_charged5_initvel1small.npy'", dir), 0);
     assert_int_not_equal(cn_data_load(dir, 7, 0, &d, err), CN_OK);
     assert_non_null(strstr(err, "charges_valid"));
     rm_tree(dir);
@@ -1759,14 +1748,14 @@ static void test_programs(void **state)
     make_tmpdir(dir, sizeof dir, "prog");
     snprintf(out, sizeof out, "%s/m.ckpt", dir);
     snprintf(log, sizeof log, "%s/log.txt", dir);
-    assert_int_equal(run("%s --help > /dev/null", TRAIN), 0);
-    assert_int_equal(run("%s --help > /dev/null", EVAL), 0);
-    assert_int_equal(run("%s --data %s --out %s --epochs 2 --hidden 16 --layers 2 --batch 32 "
+    assert_int_equal(tfs_run("%s --help > /dev/null", TRAIN), 0);
+    assert_int_equal(tfs_run("%s --help > /dev/null", EVAL), 0);
+    assert_int_equal(tfs_run("%s --data %s --out %s --epochs 2 --hidden 16 --layers 2 --batch 32 "
                          "--val-every 1 --threads 1 > %s 2>&1", TRAIN, g_data, out, log), 0);
-    assert_int_equal(run("grep -q 'parameters' %s", log), 0);
-    assert_int_equal(run("grep -q 'epoch    1/2' %s", log), 0);
+    assert_int_equal(tfs_run("grep -q 'parameters' %s", log), 0);
+    assert_int_equal(tfs_run("grep -q 'epoch    1/2' %s", log), 0);
     assert_true(file_exists(out));
-    assert_int_equal(run("%s --model %s --data %s --json > %s/e.json", EVAL, out, g_data, dir), 0);
+    assert_int_equal(tfs_run("%s --model %s --data %s --json > %s/e.json", EVAL, out, g_data, dir), 0);
     char cmd[900];
     snprintf(cmd, sizeof cmd, "%s/e.json", dir);
     long len;
@@ -1780,7 +1769,7 @@ static void test_programs(void **state)
     assert_non_null(strchr((char *)js, '\n'));
     assert_true(strchr((char *)js, '\n') == (char *)js + len - 1); /* one line */
     free(js);
-    assert_int_equal(run("%s --model %s --data %s --split valid > /dev/null", EVAL, out, g_data),
+    assert_int_equal(tfs_run("%s --model %s --data %s --split valid > /dev/null", EVAL, out, g_data),
                      0);
     rm_tree(dir);
 
@@ -1820,39 +1809,39 @@ static void test_programs(void **state)
                 *o++ = *p++;
         }
         *o = '\0';
-        int st = run("%s %s > %s/stdout 2> %s/stderr", TRAIN, args, dir, dir);
+        int st = tfs_run("%s %s > %s/stdout 2> %s/stderr", TRAIN, args, dir, dir);
         print_message("nbody-train %s -> exit %d\n", bad[i].args, st);
         assert_true(st != 0);
-        assert_int_equal(run("grep -q '%s' %s/stderr", bad[i].msg, dir), 0);
-        assert_int_equal(run("rm %s/stdout %s/stderr", dir, dir), 0);
+        assert_int_equal(tfs_run("grep -q '%s' %s/stderr", bad[i].msg, dir), 0);
+        assert_int_equal(tfs_run("rm %s/stdout %s/stderr", dir, dir), 0);
         assert_int_equal(dir_entries(dir), 0);
     }
     rm_tree(nandir);
     /* an interrupted program run resumes with the options it stored (here --max-train 64,
      * which a resume need not repeat) */
     snprintf(out, sizeof out, "%s/r.ckpt", dir);
-    assert_int_equal(run("%s --data %s --out %s --epochs 3 --hidden 8 --layers 1 --batch 32 "
+    assert_int_equal(tfs_run("%s --data %s --out %s --epochs 3 --hidden 8 --layers 1 --batch 32 "
                          "--max-train 64 --threads 1 --stop-after 1 --quiet > /dev/null", TRAIN,
                          g_data, out), 0);
     /* temporaries left by a killed run are removed by the next one; one of a process still
      * running (this test's) is kept */
-    assert_int_equal(run("touch %s.state.tmp.99999999.1 %s.csv.tmp.99999999.2 %s.tmp.%ld.3",
+    assert_int_equal(tfs_run("touch %s.state.tmp.99999999.1 %s.csv.tmp.99999999.2 %s.tmp.%ld.3",
                          out, out, out, (long)getpid()), 0);
-    assert_int_equal(run("%s --data %s --out %s --resume --quiet > %s/log", TRAIN, g_data, out,
+    assert_int_equal(tfs_run("%s --data %s --out %s --resume --quiet > %s/log", TRAIN, g_data, out,
                          dir), 0);
-    assert_int_not_equal(run("ls %s.state.tmp.* %s.csv.tmp.* > /dev/null 2>&1", out, out), 0);
-    assert_int_equal(run("test -e %s.tmp.%ld.3 && rm %s.tmp.%ld.3", out, (long)getpid(), out,
+    assert_int_not_equal(tfs_run("ls %s.state.tmp.* %s.csv.tmp.* > /dev/null 2>&1", out, out), 0);
+    assert_int_equal(tfs_run("test -e %s.tmp.%ld.3 && rm %s.tmp.%ld.3", out, (long)getpid(), out,
                          (long)getpid()), 0);
-    assert_int_equal(run("grep -q 'epochs done 3' %s/log", dir), 0);
-    assert_int_equal(run("rm -f %s/r.ckpt* %s/log", dir, dir), 0);
+    assert_int_equal(tfs_run("grep -q 'epochs done 3' %s/log", dir), 0);
+    assert_int_equal(tfs_run("rm -f %s/r.ckpt* %s/log", dir, dir), 0);
     /* nbody-eval on a corrupted checkpoint, a missing one, bad data, a bad split */
     snprintf(out, sizeof out, "%s/c.ckpt", dir);
-    assert_int_equal(run("head -c 1000 /dev/urandom > %s", out), 0);
-    assert_int_equal(run("%s --model %s --data %s 2> %s/err", EVAL, out, g_data, dir), 1);
-    assert_int_equal(run("grep -q 'not a ClofNet checkpoint' %s/err", dir), 0);
-    assert_int_equal(run("%s --model %s/none.ckpt --data %s 2> %s/err", EVAL, dir, g_data, dir), 1);
-    assert_int_equal(run("grep -q 'cannot open' %s/err", dir), 0);
-    assert_int_equal(run("%s --model %s --data %s --split nope 2> %s/err", EVAL, out, g_data, dir),
+    assert_int_equal(tfs_run("head -c 1000 /dev/urandom > %s", out), 0);
+    assert_int_equal(tfs_run("%s --model %s --data %s 2> %s/err", EVAL, out, g_data, dir), 1);
+    assert_int_equal(tfs_run("grep -q 'not a ClofNet checkpoint' %s/err", dir), 0);
+    assert_int_equal(tfs_run("%s --model %s/none.ckpt --data %s 2> %s/err", EVAL, dir, g_data, dir), 1);
+    assert_int_equal(tfs_run("grep -q 'cannot open' %s/err", dir), 0);
+    assert_int_equal(tfs_run("%s --model %s --data %s --split nope 2> %s/err", EVAL, out, g_data, dir),
                      2);
     rm_tree(dir);
 }
@@ -1894,7 +1883,7 @@ static void test_twenty_bodies_and_arch(void **state)
         assert_true(isfinite(r.best_val) && r.best_val > 0 && r.best_val < 1);
         char out[800];
         snprintf(out, sizeof out, "%s/%s.json", dir, cn_arch_name(a));
-        assert_int_equal(run("%s --model %s --data %s --json > %s", EVAL, ck[a], data, out), 0);
+        assert_int_equal(tfs_run("%s --model %s --data %s --json > %s", EVAL, ck[a], data, out), 0);
         long len;
         char *js = (char *)slurp(out, &len);
         js[len] = '\0';
@@ -1918,9 +1907,9 @@ static void test_twenty_bodies_and_arch(void **state)
     assert_int_equal(s.n_params, cn_param_count(&want));
     cn_state_free(&s);
     /* nbody-train --resume of an EGNN run with --arch clofnet */
-    assert_int_equal(run("%s --data %s --out %s --resume --arch clofnet 2> %s/err", TRAIN, data,
+    assert_int_equal(tfs_run("%s --data %s --out %s --resume --arch clofnet 2> %s/err", TRAIN, data,
                          ck[CN_ARCH_EGNN], dir), 1);
-    assert_int_equal(run("grep -q 'was trained with --arch egnn' %s/err", dir), 0);
+    assert_int_equal(tfs_run("grep -q 'was trained with --arch egnn' %s/err", dir), 0);
     /* what EGNN cannot take, a lab-frame field input, is refused before any work */
     struct cn_train_opts o;
     cn_train_opts_default(&o);
@@ -2020,10 +2009,10 @@ static void test_shipped_models_unchanged(void **state)
         char data[600], out[700];
         snprintf(data, sizeof data, "%s/%s", dir, golden[i].sim);
         if (!file_exists(data))
-            assert_int_equal(run("%s --sim %s --train 4 --valid 4 --test 64 --seed 777 --out %s "
+            assert_int_equal(tfs_run("%s --sim %s --train 4 --valid 4 --test 64 --seed 777 --out %s "
                                  "2> /dev/null", GEN, golden[i].sim, data), 0);
         snprintf(out, sizeof out, "%s/%s.json", dir, golden[i].ckpt);
-        assert_int_equal(run("%s --model %s/models/%s.ckpt --data %s --json > %s", EVAL,
+        assert_int_equal(tfs_run("%s --model %s/models/%s.ckpt --data %s --json > %s", EVAL,
                              ASSETS_DIR, golden[i].ckpt, data, out), 0);
         long len;
         char *js = (char *)slurp(out, &len);
@@ -2063,7 +2052,7 @@ static void test_programs_thread_independence(void **state)
     char ck[600], st[700];
     for (int i = 0; i < nr; i++) {
         snprintf(ck, sizeof ck, "%s/%s.ckpt", dir, runs[i].name);
-        assert_int_equal(run("env %s %s --data %s --out %s --threads %s %s > /dev/null",
+        assert_int_equal(tfs_run("env %s %s --data %s --out %s --threads %s %s > /dev/null",
                              runs[i].env, TRAIN, g_data, ck, runs[i].threads, opts), 0);
         long len, slen;
         unsigned char *b = slurp(ck, &len);
@@ -2088,9 +2077,9 @@ static void test_programs_thread_independence(void **state)
     }
     /* two epochs on one thread, resumed on two */
     snprintf(ck, sizeof ck, "%s/resumed.ckpt", dir);
-    assert_int_equal(run("%s --data %s --out %s --threads 1 --stop-after 2 %s > /dev/null", TRAIN,
+    assert_int_equal(tfs_run("%s --data %s --out %s --threads 1 --stop-after 2 %s > /dev/null", TRAIN,
                          g_data, ck, opts), 0);
-    assert_int_equal(run("%s --data %s --out %s --threads 2 --resume --quiet > /dev/null", TRAIN,
+    assert_int_equal(tfs_run("%s --data %s --out %s --threads 2 --resume --quiet > /dev/null", TRAIN,
                          g_data, ck), 0);
     long len;
     unsigned char *b = slurp(ck, &len);
@@ -2102,8 +2091,8 @@ static void test_programs_thread_independence(void **state)
     char o1[700], o2[700];
     snprintf(o1, sizeof o1, "%s/e1.json", dir);
     snprintf(o2, sizeof o2, "%s/e2.json", dir);
-    assert_int_equal(run("%s --model %s --data %s --threads 1 --json > %s", EVAL, ck, g_data, o1), 0);
-    assert_int_equal(run("OMP_THREAD_LIMIT=1 %s --model %s --data %s --threads 2 --json > %s", EVAL,
+    assert_int_equal(tfs_run("%s --model %s --data %s --threads 1 --json > %s", EVAL, ck, g_data, o1), 0);
+    assert_int_equal(tfs_run("OMP_THREAD_LIMIT=1 %s --model %s --data %s --threads 2 --json > %s", EVAL,
                          ck, g_data, o2), 0);
     long l1, l2;
     unsigned char *j1 = slurp(o1, &l1), *j2 = slurp(o2, &l2);

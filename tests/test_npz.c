@@ -18,6 +18,7 @@
 #include "clofnet.h"
 #include "npz.h"
 #include "sim.h"
+#include "tfs.h"
 
 #define NPZ_DIR TEST_DATA_DIR "/npz"
 #define EXPORT BIN_DIR "/model/nbody-export"
@@ -425,18 +426,6 @@ static void test_ckpt_data_record(void **state)
     cn_state_free(&s);
 }
 
-/* Run a shell command; its exit status. */
-static int run(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* The programs: --help, bad flags, a step model refused, --compress, --sim and --bodies. */
 static void test_programs(void **state)
 {
@@ -445,26 +434,26 @@ static void test_programs(void **state)
     tpath(out, sizeof out, "p.npz");
     tpath(ck, sizeof ck, "p.ckpt");
     tpath(lg, sizeof lg, "log");
-    assert_int_equal(run("%s --help > /dev/null", EXPORT), 0);
-    assert_int_equal(run("%s --help > /dev/null", IMPORT), 0);
-    assert_int_equal(run("%s --bogus 2> /dev/null", EXPORT), 2);
-    assert_int_equal(run("%s --model x 2> /dev/null", EXPORT), 2);
-    assert_int_equal(run("%s --npz x --arch gnn --out y 2> /dev/null", IMPORT), 2);
-    assert_int_equal(run("%s --npz x --arch egnn --out y --sim wind 2> /dev/null", IMPORT), 2);
-    assert_int_equal(run("%s --npz x --arch egnn --out y --bodies 1 2> /dev/null", IMPORT), 2);
+    assert_int_equal(tfs_run("%s --help > /dev/null", EXPORT), 0);
+    assert_int_equal(tfs_run("%s --help > /dev/null", IMPORT), 0);
+    assert_int_equal(tfs_run("%s --bogus 2> /dev/null", EXPORT), 2);
+    assert_int_equal(tfs_run("%s --model x 2> /dev/null", EXPORT), 2);
+    assert_int_equal(tfs_run("%s --npz x --arch gnn --out y 2> /dev/null", IMPORT), 2);
+    assert_int_equal(tfs_run("%s --npz x --arch egnn --out y --sim wind 2> /dev/null", IMPORT), 2);
+    assert_int_equal(tfs_run("%s --npz x --arch egnn --out y --bodies 1 2> /dev/null", IMPORT), 2);
     /* a learned integrator has no reference counterpart: refused, nothing written */
-    assert_int_equal(run("%s --model %s/models/step-charged5.ckpt --npz %s 2> %s", EXPORT,
+    assert_int_equal(tfs_run("%s --model %s/models/step-charged5.ckpt --npz %s 2> %s", EXPORT,
                          ASSETS_DIR, out, lg), 1);
-    assert_int_equal(run("grep -q 'step model' %s", lg), 0);
+    assert_int_equal(tfs_run("grep -q 'step model' %s", lg), 0);
     assert_int_equal(access(out, F_OK), -1);
     /* shipped EGNN -> deflated .npz -> checkpoint of a static 7-body model, same parameters */
-    assert_int_equal(run("%s --model %s/models/egnn-es5.ckpt --npz %s --compress 2> /dev/null",
+    assert_int_equal(tfs_run("%s --model %s/models/egnn-es5.ckpt --npz %s --compress 2> /dev/null",
                          EXPORT, ASSETS_DIR, out), 0);
     size_t len;
     unsigned char *b = slurp(out, &len);
     assert_int_equal(b[8], 8); /* method of the first entry: deflated */
     free(b);
-    assert_int_equal(run("%s --npz %s --arch egnn --out %s --sim static --bodies 7 2> /dev/null",
+    assert_int_equal(tfs_run("%s --npz %s --arch egnn --out %s --sim static --bodies 7 2> /dev/null",
                          IMPORT, out, ck), 0);
     struct cn_state a, r;
     struct cn_meta m;
@@ -481,10 +470,10 @@ static void test_programs(void **state)
     cn_state_free(&a);
     cn_state_free(&r);
     /* a malformed archive: one message, exit 1, no checkpoint */
-    assert_int_equal(run("head -c 1000 %s > %s.cut && %s --npz %s.cut --arch egnn --out %s.x "
+    assert_int_equal(tfs_run("head -c 1000 %s > %s.cut && %s --npz %s.cut --arch egnn --out %s.x "
                          "2> %s", out, out, IMPORT, out, ck, lg), 1);
-    assert_int_equal(run("test $(wc -l < %s) -eq 1 && grep -q 'not a .npz archive' %s", lg, lg), 0);
-    assert_int_equal(run("test ! -e %s.x", ck), 0);
+    assert_int_equal(tfs_run("test $(wc -l < %s) -eq 1 && grep -q 'not a .npz archive' %s", lg, lg), 0);
+    assert_int_equal(tfs_run("test ! -e %s.x", ck), 0);
 }
 
 /* A trained model knows its training split: nbody-eval says so for that split only, also when
@@ -498,9 +487,9 @@ static void test_eval_training_data(void **state)
     tpath(ck, sizeof ck, "m.ckpt");
     tpath(js, sizeof js, "eval.json");
     tpath(pr, sizeof pr, "pred.npy");
-    assert_int_equal(run("%s --train 64 --valid 16 --test 16 --length 4200 --out %s > /dev/null "
+    assert_int_equal(tfs_run("%s --train 64 --valid 16 --test 16 --length 4200 --out %s > /dev/null "
                          "2>&1", GEN, data), 0);
-    assert_int_equal(run("%s --data %s --out %s --epochs 1 --batch 32 --hidden 8 --layers 1 "
+    assert_int_equal(tfs_run("%s --data %s --out %s --epochs 1 --batch 32 --hidden 8 --layers 1 "
                          "--val-every 1 --threads 1 > /dev/null 2>&1", TRAIN, data, ck), 0);
     struct cn_state s;
     struct cn_meta m;
@@ -509,14 +498,14 @@ static void test_eval_training_data(void **state)
     assert_int_equal(m.has_data, 1);
     assert_int_equal(m.data_count, 64);
     cn_state_free(&s);
-    assert_int_equal(run("%s --model %s --data %s --split train --json > %s 2> %s.err", EVAL, ck,
+    assert_int_equal(tfs_run("%s --model %s --data %s --split train --json > %s 2> %s.err", EVAL, ck,
                          data, js, js), 0);
-    assert_int_equal(run("grep -q '\"training_data\": true' %s", js), 0);
-    assert_int_equal(run("grep -q 'is the data this model was trained on' %s.err", js), 0);
-    assert_int_equal(run("%s --model %s --data %s --split test --json --predictions %s > %s "
+    assert_int_equal(tfs_run("grep -q '\"training_data\": true' %s", js), 0);
+    assert_int_equal(tfs_run("grep -q 'is the data this model was trained on' %s.err", js), 0);
+    assert_int_equal(tfs_run("%s --model %s --data %s --split test --json --predictions %s > %s "
                          "2> %s.err", EVAL, ck, data, pr, js, js), 0);
-    assert_int_equal(run("grep -q '\"training_data\": false' %s", js), 0);
-    assert_int_equal(run("grep -q 'trained on' %s.err", js), 1);
+    assert_int_equal(tfs_run("grep -q '\"training_data\": false' %s", js), 0);
+    assert_int_equal(tfs_run("grep -q 'trained on' %s.err", js), 1);
     struct sim_npy y;
     char serr[SIM_ERRLEN];
     assert_int_equal(sim_npy_read(pr, &y, serr), SIM_OK);
@@ -526,19 +515,19 @@ static void test_eval_training_data(void **state)
     assert_int_equal(y.shape[2], 5);
     sim_npy_free(&y);
     /* the training files, renamed as another folder's test split: recognised by content */
-    assert_int_equal(run("mkdir %s && for q in loc vel charges edges; do for s in train valid; "
+    assert_int_equal(tfs_run("mkdir %s && for q in loc vel charges edges; do for s in train valid; "
                          "do cp %s/${q}_${s}_charged5_initvel1small.npy %s/; done; cp "
                          "%s/${q}_train_charged5_initvel1small.npy "
                          "%s/${q}_test_charged5_initvel1small.npy; done", copy, data, copy, data,
                          copy), 0);
-    assert_int_equal(run("%s --model %s --data %s --split test --json > %s 2> %s.err", EVAL, ck,
+    assert_int_equal(tfs_run("%s --model %s --data %s --split test --json > %s 2> %s.err", EVAL, ck,
                          copy, js, js), 0);
-    assert_int_equal(run("grep -q '\"training_data\": true' %s", js), 0);
+    assert_int_equal(tfs_run("grep -q '\"training_data\": true' %s", js), 0);
     /* the shipped (version 1) models know nothing of their data: null, no note */
-    assert_int_equal(run("%s --model %s/models/clofnet-es5.ckpt --data %s --json > %s 2> %s.err",
+    assert_int_equal(tfs_run("%s --model %s/models/clofnet-es5.ckpt --data %s --json > %s 2> %s.err",
                          EVAL, ASSETS_DIR, data, js, js), 0);
-    assert_int_equal(run("grep -q '\"training_data\": null' %s", js), 0);
-    assert_int_equal(run("%s --model %s --data %s --rollout 2 --predictions %s 2> /dev/null",
+    assert_int_equal(tfs_run("grep -q '\"training_data\": null' %s", js), 0);
+    assert_int_equal(tfs_run("%s --model %s --data %s --rollout 2 --predictions %s 2> /dev/null",
                          EVAL, ck, data, pr), 2);
 }
 

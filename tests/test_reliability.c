@@ -60,19 +60,6 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Run a shell command (printf-style); its exit status, 128 + signal if killed. */
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-}
-
 /* The stderr a command left in g_dir/stderr.txt, into buf (one line expected). */
 static void last_stderr(char *buf, size_t len)
 {
@@ -277,7 +264,7 @@ static void test_ckpt_not_a_file(void **state)
         fail_msg("message \"%s\"", err);
     assert_int_equal(cn_ckpt_load("/dev/null", NULL, &s, NULL, NULL, NULL, NULL, err), CN_EIO);
     assert_non_null(strstr(err, "not a regular file"));
-    assert_int_equal(run(EVAL " --model '%s' --data '%s' 2> '%s/stderr.txt'", g_dir, g_dir, g_dir),
+    assert_int_equal(tfs_run(EVAL " --model '%s' --data '%s' 2> '%s/stderr.txt'", g_dir, g_dir, g_dir),
                      1);
     last_stderr(msg, sizeof msg);
     assert_one_line(msg);
@@ -391,14 +378,14 @@ static void test_data_bad_values(void **state)
         const int entries = tfs_count_entries(dir);
         /* the programs: nbody-eval on the test split, nbody-train on all three */
         if (!strcmp(cases[k].split, "test")) {
-            assert_int_equal(run("cd '%s' && " EVAL " --model " STEP_CHARGED " --data '%s' "
+            assert_int_equal(tfs_run("cd '%s' && " EVAL " --model " STEP_CHARGED " --data '%s' "
                                  "2> '%s/stderr.txt'", dir, dir, g_dir), 1);
             last_stderr(msg, sizeof msg);
             assert_one_line(msg);
             if (!strstr(msg, path) || !strstr(msg, at))
                 fail_msg("nbody-eval said \"%s\"", msg);
         }
-        assert_int_equal(run(TRAIN " --data '%s' --out '%s/m.ckpt' --task step --epochs 1 "
+        assert_int_equal(tfs_run(TRAIN " --data '%s' --out '%s/m.ckpt' --task step --epochs 1 "
                              "--hidden 8 --layers 1 --batch 8 2> '%s/stderr.txt' > /dev/null",
                              dir, dir, g_dir), 1);
         last_stderr(msg, sizeof msg);
@@ -432,8 +419,8 @@ static void test_mixed_folder(void **state)
     snprintf(b, sizeof b, "%s/runB", g_dir);
     snprintf(mix, sizeof mix, "%s/mixed", g_dir);
     const char *small = "--train 40 --valid 8 --test 8 --length 600 --sample-freq 100";
-    assert_int_equal(run(GEN " %s --seed 1 --out '%s' 2> /dev/null", small, a), 0);
-    assert_int_equal(run(GEN " %s --seed 2 --out '%s' 2> /dev/null", small, b), 0);
+    assert_int_equal(tfs_run(GEN " %s --seed 1 --out '%s' 2> /dev/null", small, a), 0);
+    assert_int_equal(tfs_run(GEN " %s --seed 2 --out '%s' 2> /dev/null", small, b), 0);
     struct sim_manifest m;
     int present;
     char serr[SIM_ERRLEN];
@@ -445,7 +432,7 @@ static void test_mixed_folder(void **state)
     const char *swaps[] = {"loc_test", "charges_test", "vel_train", "edges_valid"};
     for (size_t k = 0; k < sizeof swaps / sizeof swaps[0]; k++) {
         tfs_remove_tree(mix);
-        assert_int_equal(run("cp -r '%s' '%s'", a, mix), 0);
+        assert_int_equal(tfs_run("cp -r '%s' '%s'", a, mix), 0);
         char from[600], to[600];
         snprintf(from, sizeof from, "%s/%s_charged5_initvel1small.npy", b, swaps[k]);
         snprintf(to, sizeof to, "%s/%s_charged5_initvel1small.npy", mix, swaps[k]);
@@ -456,13 +443,13 @@ static void test_mixed_folder(void **state)
             !strstr(err, m.run_id))
             fail_msg("%s: \"%s\"", swaps[k], err);
         /* the programs */
-        assert_int_equal(run(EVAL " --model " STEP_CHARGED " --data '%s' 2> '%s/stderr.txt'", mix,
+        assert_int_equal(tfs_run(EVAL " --model " STEP_CHARGED " --data '%s' 2> '%s/stderr.txt'", mix,
                              g_dir), 1);
         last_stderr(msg, sizeof msg);
         assert_one_line(msg);
         if (!strstr(msg, to) || !strstr(msg, "mixes files of different runs"))
             fail_msg("nbody-eval on %s: \"%s\"", swaps[k], msg);
-        assert_int_equal(run(TRAIN " --data '%s' --out '%s/m.ckpt' --task step --epochs 1 "
+        assert_int_equal(tfs_run(TRAIN " --data '%s' --out '%s/m.ckpt' --task step --epochs 1 "
                              "--hidden 8 --layers 1 --batch 8 2> '%s/stderr.txt' > /dev/null",
                              mix, g_dir, g_dir), 1);
         last_stderr(msg, sizeof msg);
@@ -474,7 +461,7 @@ static void test_mixed_folder(void **state)
     }
     /* a damaged sidecar is named with the place of the damage */
     tfs_remove_tree(mix);
-    assert_int_equal(run("cp -r '%s' '%s'", a, mix), 0);
+    assert_int_equal(tfs_run("cp -r '%s' '%s'", a, mix), 0);
     char side[600];
     snprintf(side, sizeof side, "%s/dataset.json", mix);
     assert_int_equal(tfs_write_file(side, "{\"format\": \"nbody-dataset 1\", \"files\": [", 36),
@@ -489,7 +476,7 @@ static void test_mixed_folder(void **state)
     cn_data_free(&d);
     char other[400], from[600], to[600];
     snprintf(other, sizeof other, "%s/runC", g_dir);
-    assert_int_equal(run(GEN " --train 41 --valid 8 --test 8 --length 600 --sample-freq 100 "
+    assert_int_equal(tfs_run(GEN " --train 41 --valid 8 --test 8 --length 600 --sample-freq 100 "
                          "--out '%s' 2> /dev/null", other), 0);
     snprintf(from, sizeof from, "%s/vel_train_charged5_initvel1small.npy", other);
     snprintf(to, sizeof to, "%s/vel_train_charged5_initvel1small.npy", mix);
@@ -527,7 +514,7 @@ static void test_state_bad_option(void **state)
         {16, 7, "hidden"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-        assert_int_equal(run(TRAIN " --data '%s' --out '%s' --task step --epochs 3 --stop-after 1 "
+        assert_int_equal(tfs_run(TRAIN " --data '%s' --out '%s' --task step --epochs 3 --stop-after 1 "
                              "--hidden 8 --layers 1 --batch 8 --threads 1 --quiet > /dev/null "
                              "2>&1", dir, out), 0);
         size_t len;
@@ -540,13 +527,13 @@ static void test_state_bad_option(void **state)
         unsigned char v[8];
         le64(v, cases[k].bits);
         patch_ckpt(spath, OFF_ARRAYS + 12 * (size_t)np + cases[k].off, v, 8);
-        assert_int_not_equal(run(TRAIN " --data '%s' --out '%s' --resume --quiet 2> "
+        assert_int_not_equal(tfs_run(TRAIN " --data '%s' --out '%s' --resume --quiet 2> "
                                  "'%s/stderr.txt' > /dev/null", dir, out, g_dir), 0);
         last_stderr(msg, sizeof msg);
         assert_one_line(msg);
         if (!strstr(msg, spath) || !strstr(msg, cases[k].option))
             fail_msg("case %zu: nbody-train --resume said \"%s\"", k, msg);
-        assert_int_equal(run("rm -f '%s'*", out), 0);
+        assert_int_equal(tfs_run("rm -f '%s'*", out), 0);
     }
 }
 
@@ -561,10 +548,10 @@ static void test_eval_other_setting(void **state)
     snprintf(dir, sizeof dir, "%s/setting", g_dir);
     const int counts[3] = {4, 4, 6};
     write_dataset(dir, SIM_CHARGED, 5, counts, 6);
-    assert_int_equal(run("cd '%s' && " EVAL " --model " STEP_DYNAMIC " --data '%s' 2> "
+    assert_int_equal(tfs_run("cd '%s' && " EVAL " --model " STEP_DYNAMIC " --data '%s' 2> "
                          "'%s/stderr.txt'", dir, dir, g_dir), 1);
     last_stderr(a, sizeof a);
-    assert_int_equal(run("cd '%s' && " EVAL " --model " STEP_DYNAMIC " --data '%s' --rollout 2 "
+    assert_int_equal(tfs_run("cd '%s' && " EVAL " --model " STEP_DYNAMIC " --data '%s' --rollout 2 "
                          "--plot '%s/r' 2> '%s/stderr.txt'", dir, dir, dir, g_dir), 1);
     last_stderr(b, sizeof b);
     assert_one_line(a);
@@ -572,7 +559,7 @@ static void test_eval_other_setting(void **state)
     if (!strstr(a, "trained on the dynamic setting") || !strstr(a, "charged data"))
         fail_msg("nbody-eval said \"%s\"", a);
     /* the matching pair is evaluated */
-    assert_int_equal(run(EVAL " --model " STEP_CHARGED " --data '%s' > /dev/null", dir), 0);
+    assert_int_equal(tfs_run(EVAL " --model " STEP_CHARGED " --data '%s' > /dev/null", dir), 0);
 }
 
 /* In the child of tfs_on_small_disk: nbody-eval --rollout writing into the full disk. */
@@ -586,7 +573,7 @@ static int rollout_on_full_disk(const char *dir, void *arg)
     char csv[600], png[600];
     snprintf(csv, sizeof csv, "%s/r.csv", dir);
     snprintf(png, sizeof png, "%s/r.png", dir);
-    int rc = run(EVAL " --model " STEP_CHARGED " --data '%s' --rollout 3 --plot '%s/r' > "
+    int rc = tfs_run(EVAL " --model " STEP_CHARGED " --data '%s' --rollout 3 --plot '%s/r' > "
                  "/dev/null 2> '%s/stderr.txt'", c->data, dir, g_dir);
     last_stderr(c->msg, sizeof c->msg);
     if (rc != 1 || !strstr(c->msg, png) || !strstr(c->msg, strerror(ENOSPC)) ||
@@ -694,7 +681,7 @@ static void test_train_signals(void **state)
     int interrupted = 0;
     for (int k = 0; k < 9; k++) {
         const int sig = sigs[k % 3];
-        assert_int_equal(run("rm -f '%s'*", out), 0);
+        assert_int_equal(tfs_run("rm -f '%s'*", out), 0);
         pid = spawn_train(dir, out, log, 0);
         struct timespec t0;
         clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -709,7 +696,7 @@ static void test_train_signals(void **state)
         assert_false(has_temporary(dir));
         if (WEXITSTATUS(status) == 130) {
             interrupted++;
-            assert_int_equal(run("grep -q 'continue with --resume' '%s'", log), 0);
+            assert_int_equal(tfs_run("grep -q 'continue with --resume' '%s'", log), 0);
             pid = spawn_train(dir, out, log, 1);
             assert_int_equal(waitpid(pid, &status, 0), pid);
             assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);

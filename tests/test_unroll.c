@@ -19,6 +19,7 @@
 
 #include "clofnet.h"
 #include "sim.h"
+#include "tfs.h"
 
 /* Central differences of the double loss: truncation ~h^2 f''' / 6 and rounding ~1e-16 / h
  * balance near 1e-5 for O(1) values. */
@@ -388,18 +389,6 @@ static void test_centroid_law(void **state)
 #define EVAL BIN_DIR "/model/nbody-eval"
 #define GEN BIN_DIR "/sim/nbody-gen"
 
-/* Run a shell command; its exit status. */
-static int run(const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int st = system(cmd);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 static char g_dir[256];
 
 static int setup(void **state)
@@ -408,8 +397,8 @@ static int setup(void **state)
     snprintf(g_dir, sizeof g_dir, "/tmp/test_unroll.%ld", (long)getpid());
     mkdir(g_dir, 0755);
     /* small charged and dynamic sets, frames as the standard ones */
-    if (run(GEN " --out %s/c5 --train 60 --valid 30 --test 10 --threads 2 > /dev/null 2>&1", g_dir) ||
-        run(GEN " --out %s/d5 --sim dynamic --train 60 --valid 30 --test 10 --threads 2 > /dev/null "
+    if (tfs_run(GEN " --out %s/c5 --train 60 --valid 30 --test 10 --threads 2 > /dev/null 2>&1", g_dir) ||
+        tfs_run(GEN " --out %s/d5 --sim dynamic --train 60 --valid 30 --test 10 --threads 2 > /dev/null "
             "2>&1", g_dir))
         return -1;
     return 0;
@@ -417,14 +406,14 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    run("rm -rf %s", g_dir);
+    tfs_run("rm -rf %s", g_dir);
     return 0;
 }
 
 /* 1 when two files have the same bytes. */
 static int same_file(const char *a, const char *b)
 {
-    return run("cmp -s %s %s", a, b) == 0;
+    return tfs_run("cmp -s %s %s", a, b) == 0;
 }
 
 /* 1 when two training states hold the same parameters, moments and step count (their resume
@@ -452,8 +441,8 @@ static int same_state(const char *a, const char *b)
 static void test_flags_neutral(void **state)
 {
     (void)state;
-    assert_int_equal(run(TRAIN " --data %s/c5 --out %s/a.ckpt " STEP_ARGS " > /dev/null", g_dir, g_dir), 0);
-    assert_int_equal(run(TRAIN " --data %s/c5 --out %s/b.ckpt " STEP_ARGS " --unroll 1 --input-noise 0 "
+    assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/a.ckpt " STEP_ARGS " > /dev/null", g_dir, g_dir), 0);
+    assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/b.ckpt " STEP_ARGS " --unroll 1 --input-noise 0 "
                          "> /dev/null", g_dir, g_dir), 0);
     char a[512], b[512];
     snprintf(a, sizeof a, "%s/a.ckpt", g_dir);
@@ -462,7 +451,7 @@ static void test_flags_neutral(void **state)
     snprintf(a, sizeof a, "%s/a.ckpt.state", g_dir);
     snprintf(b, sizeof b, "%s/b.ckpt.state", g_dir);
     assert_true(same_state(a, b));
-    assert_int_equal(run(TRAIN " --data %s/c5 --out %s/n.ckpt " STEP_ARGS " --input-noise 0.001 "
+    assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/n.ckpt " STEP_ARGS " --input-noise 0.001 "
                          "> /dev/null", g_dir, g_dir), 0);
     snprintf(b, sizeof b, "%s/n.ckpt", g_dir);
     snprintf(a, sizeof a, "%s/a.ckpt", g_dir);
@@ -476,13 +465,13 @@ static void test_flags_resume(void **state)
     (void)state;
     const char *flags = "--unroll 3 --unroll-every 1 --input-noise 0.002 --project-momentum "
                         "--val-rollout 8";
-    assert_int_equal(run(TRAIN " --data %s/c5 --out %s/u.ckpt " STEP_ARGS " %s > /dev/null",
+    assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/u.ckpt " STEP_ARGS " %s > /dev/null",
                          g_dir, g_dir, flags), 0);
-    assert_int_equal(run(TRAIN " --data %s/c5 --out %s/r.ckpt " STEP_ARGS " %s --stop-after 1 "
+    assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/r.ckpt " STEP_ARGS " %s --stop-after 1 "
                          "> /dev/null", g_dir, g_dir, flags), 0);
-    assert_int_equal(run(TRAIN " --data %s/c5 --out %s/r.ckpt --resume --stop-after 2 --quiet "
+    assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/r.ckpt --resume --stop-after 2 --quiet "
                          "> /dev/null", g_dir, g_dir), 0);
-    assert_int_equal(run(TRAIN " --data %s/c5 --out %s/r.ckpt --resume --quiet > /dev/null",
+    assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/r.ckpt --resume --quiet > /dev/null",
                          g_dir, g_dir), 0);
     char a[512], b[512];
     snprintf(a, sizeof a, "%s/u.ckpt", g_dir);
@@ -492,8 +481,8 @@ static void test_flags_resume(void **state)
     snprintf(b, sizeof b, "%s/r.ckpt.state", g_dir);
     assert_true(same_state(a, b));
     snprintf(a, sizeof a, "%s/u.ckpt", g_dir);
-    assert_int_equal(run("head -n 1 %s/u.ckpt.csv | grep -q ',val_rollout$'", g_dir), 0);
-    assert_int_equal(run("awk -F, 'NR == 2 && $7 != \"\"' %s/u.ckpt.csv | grep -q .", g_dir), 0);
+    assert_int_equal(tfs_run("head -n 1 %s/u.ckpt.csv | grep -q ',val_rollout$'", g_dir), 0);
+    assert_int_equal(tfs_run("awk -F, 'NR == 2 && $7 != \"\"' %s/u.ckpt.csv | grep -q .", g_dir), 0);
     /* the projection is in the checkpoint: the loaded model keeps the total momentum */
     struct cn_model *m;
     char err[CN_ERRLEN];
@@ -514,16 +503,16 @@ static void test_flags_resume(void **state)
     for (int k = 0; k < 3; k++)
         assert_true(fabs(p1[k] - p0[k]) < MOMENTUM_TOL);
     cn_model_free(m);
-    assert_int_equal(run(EVAL " --model %s --data %s/c5 --rollout 5 > /dev/null", a, g_dir), 0);
+    assert_int_equal(tfs_run(EVAL " --model %s --data %s/c5 --rollout 5 > /dev/null", a, g_dir), 0);
 }
 
 /* An EGNN integrator trains and rolls out; the flags' misuse is refused with a message. */
 static void test_egnn_step_and_refusals(void **state)
 {
     (void)state;
-    assert_int_equal(run(TRAIN " --data %s/c5 --out %s/e.ckpt --arch egnn " STEP_ARGS " > /dev/null",
+    assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/e.ckpt --arch egnn " STEP_ARGS " > /dev/null",
                          g_dir, g_dir), 0);
-    assert_int_equal(run(EVAL " --model %s/e.ckpt --data %s/c5 --rollout 5 > /dev/null", g_dir,
+    assert_int_equal(tfs_run(EVAL " --model %s/e.ckpt --data %s/c5 --rollout 5 > /dev/null", g_dir,
                          g_dir), 0);
     const struct {
         const char *args, *msg;
@@ -543,13 +532,13 @@ static void test_egnn_step_and_refusals(void **state)
         char cmd[1024];
         snprintf(cmd, sizeof cmd, TRAIN " --data %s/c5 --out %s/bad.ckpt --epochs 2 %s > %s/o.txt "
                  "2>&1", g_dir, g_dir, bad[k].args, g_dir);
-        assert_int_not_equal(run("%s", cmd), 0);
-        assert_int_equal(run("grep -q -e '%s' %s/o.txt", bad[k].msg, g_dir), 0);
-        assert_int_not_equal(run("test -e %s/bad.ckpt", g_dir), 0);
+        assert_int_not_equal(tfs_run("%s", cmd), 0);
+        assert_int_equal(tfs_run("grep -q -e '%s' %s/o.txt", bad[k].msg, g_dir), 0);
+        assert_int_not_equal(tfs_run("test -e %s/bad.ckpt", g_dir), 0);
     }
-    assert_int_not_equal(run(TRAIN " --data %s/d5 --out %s/bad.ckpt --task step --epochs 2 "
+    assert_int_not_equal(tfs_run(TRAIN " --data %s/d5 --out %s/bad.ckpt --task step --epochs 2 "
                              "--project-momentum > %s/o.txt 2>&1", g_dir, g_dir, g_dir), 0);
-    assert_int_equal(run("grep -q Lorentz %s/o.txt", g_dir), 0);
+    assert_int_equal(tfs_run("grep -q Lorentz %s/o.txt", g_dir), 0);
 }
 
 /* Reflection averaging (cn_eval_split_reflect): EGNN, already E(3)-equivariant, is unchanged;
@@ -618,12 +607,12 @@ static void test_reflection_average(void **state)
     cn_data_free(&d);
     /* the program: it runs (a step model is averaged over positions and velocities), and
      * --rollout and dynamic data refuse it */
-    assert_int_equal(run(EVAL " --model %s/u.ckpt --data %s/c5 --reflect-average --json > %s/r.json",
+    assert_int_equal(tfs_run(EVAL " --model %s/u.ckpt --data %s/c5 --reflect-average --json > %s/r.json",
                          g_dir, g_dir, g_dir), 0);
-    assert_int_equal(run("grep -q '\"mse\"' %s/r.json", g_dir), 0);
-    assert_int_not_equal(run(EVAL " --model %s/u.ckpt --data %s/d5 --reflect-average > /dev/null "
+    assert_int_equal(tfs_run("grep -q '\"mse\"' %s/r.json", g_dir), 0);
+    assert_int_not_equal(tfs_run(EVAL " --model %s/u.ckpt --data %s/d5 --reflect-average > /dev/null "
                              "2>&1", g_dir, g_dir), 0);
-    assert_int_not_equal(run(EVAL " --model %s/u.ckpt --data %s/c5 --rollout 3 --reflect-average "
+    assert_int_not_equal(tfs_run(EVAL " --model %s/u.ckpt --data %s/c5 --rollout 3 --reflect-average "
                              "> /dev/null 2>&1", g_dir, g_dir), 0);
 }
 

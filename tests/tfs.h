@@ -4,6 +4,7 @@
 #define TESTS_TFS_H
 
 #include <dirent.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,5 +152,21 @@ static inline int tfs_on_small_disk(const char *dir, int kib, int (*fn)(const ch
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
 #endif
+
+/* Run a shell command line (printf-style); its exit status, 128 + the signal if it was
+ * killed, -1 if the line does not fit (never a cut command). */
+static inline int tfs_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline int tfs_run(const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    if (len < 0 || len >= (int)sizeof cmd)
+        return -1;
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+}
 
 #endif

@@ -11,7 +11,8 @@
 
 /* Flags in the high half of the header's arch field. */
 #define CKPT_FLAG_MOMENTUM 1 /* the step model's outputs are momentum-projected (nn_project.h) */
-#define CKPT_FLAGS_KNOWN CKPT_FLAG_MOMENTUM
+#define CKPT_FLAG_REFLECT 2  /* the model is reflection-averaged (cn_config.reflect_avg) */
+#define CKPT_FLAGS_KNOWN (CKPT_FLAG_MOMENTUM | CKPT_FLAG_REFLECT)
 
 #define HEADER_BYTES 96 /* magic 8, version 4, 10 int32, 3 double, 2 int64, blob length (pack_header) */
 /* Version 2 follows the header with the training data's record: has_data and data_count
@@ -159,7 +160,8 @@ int cn_ckpt_save(const char *path, const struct cn_state *s, const struct cn_met
     h.layers = s->cfg.layers;
     h.node_in = s->cfg.node_in;
     h.has_field = s->cfg.has_field;
-    h.arch = s->cfg.arch | (s->cfg.momentum ? CKPT_FLAG_MOMENTUM << 16 : 0);
+    h.arch = s->cfg.arch | (s->cfg.momentum ? CKPT_FLAG_MOMENTUM << 16 : 0) |
+             (s->cfg.reflect_avg ? CKPT_FLAG_REFLECT << 16 : 0);
     h.sim_kind = meta->sim_kind;
     h.n_bodies = meta->n_bodies;
     h.horizon = meta->horizon_steps;
@@ -276,6 +278,7 @@ int cn_ckpt_load(const char *path, const struct cn_config *want, struct cn_state
     c.has_field = h.has_field;
     c.arch = h.arch & 0xffff;
     const int flags = (int)((uint32_t)h.arch >> 16);
+    c.reflect_avg = (flags & CKPT_FLAG_REFLECT) ? 1 : 0;
     memcpy(c.field, h.field, sizeof c.field);
     char cerr[CN_ERRLEN];
     if (!cn_arch_name(c.arch)) {
@@ -444,6 +447,7 @@ struct cn_model {
     struct cn_ws *ws;
     int ws_n;
     float *x, *v, *q, *xo, *vo;
+    float *rs; /* scratch of a reflection-averaged model's forward (12 n floats) */
 };
 
 /* Load a checkpoint as a model (viewer contract). */
@@ -471,9 +475,10 @@ static void model_buffers_free(struct cn_model *m)
     free(m->v);
     free(m->q);
     free(m->xo);
+    free(m->rs);
     free(m->vo);
     m->ws = NULL;
-    m->x = m->v = m->q = m->xo = m->vo = NULL;
+    m->x = m->v = m->q = m->xo = m->vo = m->rs = NULL;
     m->ws_n = 0;
 }
 
@@ -525,7 +530,8 @@ int cn_integrator_step(struct cn_model *m, int n, const double *q, double *x, do
         m->q = malloc(sizeof(float) * n);
         m->xo = malloc(sizeof(float) * 3 * n);
         m->vo = malloc(sizeof(float) * 3 * n);
-        if (!m->x || !m->v || !m->q || !m->xo || !m->vo) {
+        m->rs = m->s.cfg.reflect_avg ? malloc(sizeof(float) * 12 * n) : NULL;
+        if (!m->x || !m->v || !m->q || !m->xo || !m->vo || (m->s.cfg.reflect_avg && !m->rs)) {
             model_buffers_free(m);
             return CN_ENOMEM;
         }
@@ -538,8 +544,9 @@ int cn_integrator_step(struct cn_model *m, int n, const double *q, double *x, do
     const float field[3] = {(float)m->s.cfg.field[0], (float)m->s.cfg.field[1],
                             (float)m->s.cfg.field[2]};
     const int step = m->s.cfg.task == CN_TASK_STEP;
-    int st = cn_forward(m->ws, m->s.param, 1, m->x, m->v, m->q, m->s.cfg.has_field ? field : NULL,
-                        m->xo, step ? m->vo : NULL);
+    int st = cn_forward_predict(m->ws, m->s.param, 1, m->x, m->v, m->q,
+                                m->s.cfg.has_field ? field : NULL, m->xo, step ? m->vo : NULL,
+                                m->rs);
     if (st)
         return st;
     for (int i = 0; i < n; i++)

@@ -74,6 +74,10 @@ struct cn_config {
                         Default 0. Set with cn_config_set_momentum. */
     double proj_tau, proj_dx[3], proj_dv[3]; /* the projection's constants: H dt, the centroid's
                         displacement and velocity change from the uniform acceleration */
+    int reflect_avg; /* 1: the model is the reflection average (f(x) + R f(R x)) / 2, R the
+                        mirror x -> -x, in training and at every prediction (cn_trainer_predict,
+                        cn_integrator_step): exactly E(3)-equivariant for ClofNet. No field (a
+                        field vector is not mirrored with the bodies). Default 0. */
 };
 
 /* Defaults for a task: H 64, 4 layers; POSITION node_in 1, STEP node_in 2; no field. */
@@ -210,6 +214,13 @@ void cn_adamw_step(struct cn_state *s, const struct cn_adamw *o, double lr);
 double cn_steplr(double lr0, int epoch, int step_size, double gamma);
 /* Cosine annealing: lr_min + (lr0 - lr_min) (1 + cos(pi epoch / epochs)) / 2. */
 double cn_cosinelr(double lr0, double lr_min, int epoch, int epochs);
+/* One-cycle (PyTorch's OneCycleLR with its defaults, the learning rate only): at step i of
+ * total, from lr_max / 25 up to lr_max by a half cosine over the first 30% of the steps, then
+ * down to lr_max / 25 / 1e4 by a half cosine. */
+double cn_onecyclelr(double lr_max, long i, long total);
+/* Scale g[0..n) to the Euclidean norm max_norm when its norm is larger (max_norm > 0); the norm
+ * is summed in double in index order. Returns the norm before clipping. */
+double cn_clip_grad(float *g, long n, double max_norm);
 
 /* ------------------------------------------------------------ datasets */
 
@@ -413,6 +424,14 @@ struct cn_train_opts {
                              back onto the trajectory (GNS's target correction). Default 0. */
     int momentum;         /* 1: the momentum projection of the outputs (cn_config.momentum);
                              charged and static settings. Default 0. */
+    int warmup;           /* > 0: the learning rate rises linearly over the first this many epochs,
+                             batch by batch, to the schedule's value. Default 0. */
+    int one_cycle;        /* 1: the one-cycle schedule (cn_onecyclelr) over all steps instead of
+                             StepLR or cosine; lr is its peak. Default 0. */
+    double clip;          /* > 0: clip the gradient's global norm to this (cn_clip_grad) before
+                             each AdamW step; the history records the fraction clipped. 0 off. */
+    int reflect_avg;      /* 1: train (and save) the reflection-averaged model (cn_config
+                             .reflect_avg); charged setting, one-step pairs. Default 0. */
     int val_rollout;      /* > 0: validation and model selection by free rollouts of this many
                              validation trajectories: the mean position MSE over horizons
                              1..CN_VAL_ROLLOUT_STEPS from the start frames CN_VAL_ROLLOUT_STARTS
@@ -430,6 +449,7 @@ struct cn_epoch_record {
     double train_loss, val_mse, test_mse, lr, seconds;
     double val_rollout; /* the rollout validation error (NaN when not computed; +Inf when a
                            rollout left the finite numbers) */
+    double clipped;     /* with clip: the fraction of this epoch's steps that were clipped */
 };
 
 /* Called after every epoch (NULL to stay silent). */

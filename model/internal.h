@@ -66,6 +66,15 @@ static inline float cn_expf(float x)
     return x == x ? y : x;
 }
 
+/* The mirror x -> -x of G*n vectors, src to dst (may be the same). */
+void cn_mirror_x(size_t nodes, const float *src, float *dst);
+/* A prediction's forward pass: cn_forward, or for a reflection-averaged config
+ * (ws->cfg.reflect_avg) the mean of f(x) and R f(R x), both on ws (so no backward after it).
+ * scratch: 4 * graphs * n * 3 floats when averaging, else unused (may be NULL). */
+int cn_forward_predict(struct cn_ws *ws, const float *param, int graphs, const float *x,
+                       const float *v, const float *q, const float *field, float *x_out,
+                       float *v_out, float *scratch);
+
 /* Parse a resume record (the blob of a .state checkpoint, train.c) and free it: CN_OK,
  * CN_EFORMAT or CN_ENOMEM. For the fuzzing harness of tests/fuzz/. */
 int cn_record_parse_check(const void *blob, size_t len);

@@ -67,6 +67,10 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "nbody-export: %s (%s, hidden %d, %d layers, %ld parameters) -> %s\n", model,
             cn_arch_name(s.cfg.arch), s.cfg.hidden, s.cfg.layers, s.n_params, npz);
+    if (s.cfg.reflect_avg)
+        fprintf(stderr, "nbody-export: note: %s is reflection-averaged; the exported weights are "
+                "f's, so average f(x) and R f(R x) (R: x -> -x) in PyTorch to get its "
+                "predictions\n", model);
     cn_state_free(&s);
     return 0;
 }

@@ -70,6 +70,14 @@ static void usage(FILE *f)
             "  --cosine             cosine learning-rate decay to --lr-min instead of StepLR\n"
             "  --lr-min X           final learning rate of --cosine [0]\n"
             "  --ema BETA           validate and save a moving average of the weights [0 = off]\n"
+            "  --warmup N           raise the learning rate linearly over the first N epochs,\n"
+            "                       batch by batch [0]\n"
+            "  --one-cycle          one-cycle schedule (PyTorch's OneCycleLR defaults, --lr its\n"
+            "                       peak) instead of StepLR or --cosine\n"
+            "  --clip X             clip the gradient's global norm to X before each step; the\n"
+            "                       history's 'clipped' column is the fraction clipped [0 = off]\n"
+            "  --reflect-average    train and save the mirror-averaged model (f(x) + R f(R x))/2:\n"
+            "                       exactly E(3)-equivariant; charged setting, twice the cost\n"
             "rollout-aware training of step models (--task step):\n"
             "  --unroll K           chain K learned steps per sample and backpropagate through\n"
             "                       all of them (the loss is their mean) [1]\n"
@@ -140,6 +148,8 @@ static void progress(void *user, const struct cn_epoch_record *r, int epochs, do
     else if (!isnan(r->val_mse))
         printf("  val %.6f  test %.6f  (best val %.6f test %.6f @%d)", r->val_mse, r->test_mse,
                best_val, best_test, best_epoch);
+    if (!isnan(r->clipped))
+        printf("  clipped %.0f%%", 100 * r->clipped);
     printf("  lr %.6g  %.2f s\n", r->lr, r->seconds);
     fflush(stdout);
 }
@@ -188,6 +198,8 @@ static int run(int argc, char **argv)
         {"unroll", required_argument, 0, 'K'},  {"pushforward", no_argument, 0, 'U'},
         {"input-noise", required_argument, 0, 'I'}, {"project-momentum", no_argument, 0, 'M'},
         {"val-rollout", required_argument, 0, 'V'},  {"unroll-every", required_argument, 0, 'E'},
+        {"warmup", required_argument, 0, 'W'},  {"one-cycle", no_argument, 0, 'O'},
+        {"clip", required_argument, 0, 'c'},    {"reflect-average", no_argument, 0, 'r'},
         {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int c;
@@ -240,6 +252,10 @@ static int run(int argc, char **argv)
         case 'I': o.input_noise = parse_real("input-noise", optarg); break;
         case 'M': o.momentum = 1; break;
         case 'V': o.val_rollout = (int)parse_int("val-rollout", optarg, 0, INT_MAX); break;
+        case 'W': o.warmup = (int)parse_int("warmup", optarg, 0, 1000000); break;
+        case 'O': o.one_cycle = 1; break;
+        case 'c': o.clip = parse_real("clip", optarg); break;
+        case 'r': o.reflect_avg = 1; break;
         case 'q': pc.quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;

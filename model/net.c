@@ -159,6 +159,11 @@ int cn_config_check(const struct cn_config *c, char err[CN_ERRLEN])
     for (int k = 0; k < 3; k++)
         if (!isfinite(c->proj_dx[k]) || !isfinite(c->proj_dv[k]))
             return cn_fail(err, CN_EARG, "momentum projection constants are not finite");
+    if (c->reflect_avg != 0 && c->reflect_avg != 1)
+        return cn_fail(err, CN_EARG, "reflection averaging %d must be 0 or 1", c->reflect_avg);
+    if (c->reflect_avg && c->has_field)
+        return cn_fail(err, CN_EARG, "reflection averaging needs a model without a field input "
+                       "(the field is not mirrored with the bodies)");
     return CN_OK;
 }
 
@@ -420,6 +425,41 @@ int cn_forward(struct cn_ws *ws, const float *param, int graphs, const float *x,
     return cn_forward_impl_f(ws, param, graphs, x, v, q, field, x_out, v_out);
 }
 
+/* Mirror x -> -x. */
+void cn_mirror_x(size_t nodes, const float *src, float *dst)
+{
+    for (size_t i = 0; i < nodes; i++) {
+        dst[3 * i] = -src[3 * i];
+        dst[3 * i + 1] = src[3 * i + 1];
+        dst[3 * i + 2] = src[3 * i + 2];
+    }
+}
+
+/* Forward of a prediction, reflection-averaged when the config says so (see internal.h). */
+int cn_forward_predict(struct cn_ws *ws, const float *param, int graphs, const float *x,
+                       const float *v, const float *q, const float *field, float *x_out,
+                       float *v_out, float *scratch)
+{
+    int st = cn_forward(ws, param, graphs, x, v, q, field, x_out, v_out);
+    if (st || !ws->cfg.reflect_avg)
+        return st;
+    if (!scratch)
+        return CN_EARG;
+    const size_t nodes = (size_t)graphs * ws->n, nb = 3 * nodes;
+    float *mx = scratch, *mv = mx + nb, *xm = mv + nb, *vm = xm + nb;
+    cn_mirror_x(nodes, x, mx);
+    cn_mirror_x(nodes, v, mv);
+    if ((st = cn_forward(ws, param, graphs, mx, mv, q, field, xm, v_out ? vm : NULL)))
+        return st;
+    for (size_t k = 0; k < nb; k++) { /* the mirror's predictions, mirrored back */
+        const float s = k % 3 == 0 ? -1.0f : 1.0f;
+        x_out[k] = 0.5f * (x_out[k] + s * xm[k]);
+        if (v_out)
+            v_out[k] = 0.5f * (v_out[k] + s * vm[k]);
+    }
+    return CN_OK;
+}
+
 /* Float backward pass. */
 int cn_backward(struct cn_ws *ws, const float *param, const float *dx_out, const float *dv_out,
                 float *grad, float *dx_in, float *dv_in)
@@ -549,4 +589,37 @@ double cn_cosinelr(double lr0, double lr_min, int epoch, int epochs)
     if (epochs < 1)
         return lr0;
     return lr_min + (lr0 - lr_min) * 0.5 * (1.0 + cos(pi * (double)epoch / (double)epochs));
+}
+
+/* One-cycle's learning rate at step i of total (PyTorch's OneCycleLR: pct_start 0.3,
+ * div_factor 25, final_div_factor 1e4, cosine annealing). */
+double cn_onecyclelr(double lr_max, long i, long total)
+{
+    const double pi = 3.14159265358979323846;
+    const double lr0 = lr_max / 25.0, lr_end = lr0 / 1e4;
+    const double end1 = 0.3 * (double)total - 1.0, end2 = (double)total - 1.0;
+    double a, b, pct;
+    if ((double)i <= end1) {
+        a = lr0, b = lr_max, pct = end1 > 0 ? (double)i / end1 : 1.0;
+    } else {
+        a = lr_max, b = lr_end, pct = end2 > end1 ? ((double)i - end1) / (end2 - end1) : 1.0;
+    }
+    if (pct > 1)
+        pct = 1;
+    return b + (a - b) * 0.5 * (1.0 + cos(pi * pct));
+}
+
+/* Global-norm gradient clipping. */
+double cn_clip_grad(float *g, long n, double max_norm)
+{
+    double s = 0;
+    for (long k = 0; k < n; k++)
+        s += (double)g[k] * (double)g[k];
+    const double norm = sqrt(s);
+    if (max_norm > 0 && norm > max_norm) {
+        const float f = (float)(max_norm / norm);
+        for (long k = 0; k < n; k++)
+            g[k] *= f;
+    }
+    return norm;
 }

@@ -13,7 +13,8 @@
 #include "internal.h"
 #include "sim.h"
 
-#define BLOB_VERSION 3 /* 2: before rollout-aware training (still read) */
+#define BLOB_VERSION 4 /* 3: before warm-up, one-cycle, clipping, reflection averaging;
+                          2: before rollout-aware training (both still read) */
 
 /* Defaults: the paper's ES(5) protocol. */
 void cn_train_opts_default(struct cn_train_opts *o)
@@ -47,6 +48,10 @@ void cn_train_opts_default(struct cn_train_opts *o)
     o->momentum = 0;
     o->val_rollout = 0;
     o->unroll_every = 0;
+    o->warmup = 0;
+    o->one_cycle = 0;
+    o->clip = 0;
+    o->reflect_avg = 0;
 }
 
 /* --------------------------------------------- resume record (blob) */
@@ -173,6 +178,10 @@ static int record_pack(const struct record *r, struct wbuf *b)
     w_i(b, o->momentum);
     w_i(b, o->val_rollout);
     w_i(b, o->unroll_every);
+    w_i(b, o->warmup);
+    w_i(b, o->one_cycle);
+    w_f(b, o->clip);
+    w_i(b, o->reflect_avg);
     w_bytes(b, r->suffix, sizeof r->suffix);
     w_i(b, r->train_count);
     w_i(b, r->n);
@@ -195,6 +204,7 @@ static int record_pack(const struct record *r, struct wbuf *b)
         w_f(b, h->lr);
         w_f(b, h->seconds);
         w_f(b, h->val_rollout);
+        w_f(b, h->clipped);
     }
     w_i(b, r->n_ema);
     for (long k = 0; k < r->n_ema; k++) {
@@ -213,7 +223,7 @@ static int record_unpack(struct record *r, const void *blob, size_t len)
     const long version = r_i(&b);
     if (version != 2 && version != BLOB_VERSION)
         return CN_EFORMAT;
-    const size_t hist_bytes = version >= 3 ? 56 : 48; /* per history entry */
+    const size_t hist_bytes = version >= 4 ? 64 : version >= 3 ? 56 : 48; /* per entry */
     struct cn_train_opts *o = &r->o;
     cn_train_opts_default(o);
     o->task = (int)r_i(&b);
@@ -244,6 +254,12 @@ static int record_unpack(struct record *r, const void *blob, size_t len)
         o->momentum = (int)r_i(&b);
         o->val_rollout = (int)r_i(&b);
         o->unroll_every = (int)r_i(&b);
+    }
+    if (version >= 4) {
+        o->warmup = (int)r_i(&b);
+        o->one_cycle = (int)r_i(&b);
+        o->clip = r_f(&b);
+        o->reflect_avg = (int)r_i(&b);
     }
     if (b.bad || b.off + sizeof r->suffix > len)
         return CN_EFORMAT;
@@ -280,6 +296,7 @@ static int record_unpack(struct record *r, const void *blob, size_t len)
         h->lr = r_f(&b);
         h->seconds = r_f(&b);
         h->val_rollout = version >= 3 ? r_f(&b) : NAN;
+        h->clipped = version >= 4 ? r_f(&b) : NAN;
     }
     r->n_ema = r_i(&b);
     if (b.bad || r->n_ema < 0 || (size_t)r->n_ema > len / 8) {
@@ -327,8 +344,10 @@ static int write_csv(const char *path, const struct record *r, char err[CN_ERRLE
     if (sim_atomic_open(&a, path, serr) != SIM_OK)
         return cn_fail(err, CN_EIO, "cannot write %s", serr);
     FILE *f = a.f;
-    const int ro = r->o.val_rollout > 0; /* the rollout column only where it is computed */
-    fprintf(f, "epoch,train_loss,val_mse,test_mse,lr,seconds%s\n", ro ? ",val_rollout" : "");
+    /* the rollout and clipping columns only where they are computed */
+    const int ro = r->o.val_rollout > 0, cl = r->o.clip > 0;
+    fprintf(f, "epoch,train_loss,val_mse,test_mse,lr,seconds%s%s\n", ro ? ",val_rollout" : "",
+            cl ? ",clipped" : "");
     for (int k = 0; k < r->hist_len; k++) {
         const struct cn_epoch_record *h = &r->hist[k];
         fprintf(f, "%d,%.9g,", h->epoch, h->train_loss);
@@ -343,6 +362,8 @@ static int write_csv(const char *path, const struct record *r, char err[CN_ERRLE
             if (!isnan(h->val_rollout))
                 fprintf(f, "%.9g", h->val_rollout);
         }
+        if (cl)
+            fprintf(f, ",%.6g", h->clipped);
         fprintf(f, "\n");
     }
     /* the commit sees a failed fprintf through ferror and removes the temporary */
@@ -374,6 +395,7 @@ static void run_config(const struct cn_train_opts *o, int kind, struct cn_config
     }
     char err[CN_ERRLEN]; /* check_opts has refused what this could refuse */
     cn_config_set_momentum(c, o->momentum, kind, o->traj_step, err);
+    c->reflect_avg = o->reflect_avg;
 }
 
 /* Training samples of a split: trajectories (POSITION), or every start frame of a run of
@@ -498,6 +520,25 @@ static int check_opts(const struct cn_train_opts *o, const struct cn_data *d, ch
         return cn_fail(err, CN_EARG, "the cosine schedule needs 0 <= lr_min <= lr");
     if (!(o->ema >= 0) || !(o->ema < 1))
         return cn_fail(err, CN_EARG, "ema must be in [0, 1)");
+    if (o->warmup < 0 || o->warmup > o->epochs)
+        return cn_fail(err, CN_EARG, "warm-up %d must be in 0..epochs (%d)", o->warmup, o->epochs);
+    if (o->one_cycle != 0 && o->one_cycle != 1)
+        return cn_fail(err, CN_EARG, "one-cycle must be 0 or 1");
+    if (o->one_cycle && o->cosine)
+        return cn_fail(err, CN_EARG, "--one-cycle and --cosine are two schedules: choose one");
+    if (o->one_cycle && o->warmup)
+        return cn_fail(err, CN_EARG, "--one-cycle has its own warm-up (30%% of the steps): "
+                       "leave --warmup out");
+    if (!(o->clip >= 0) || !isfinite(o->clip))
+        return cn_fail(err, CN_EARG, "the gradient clipping norm must be finite and >= 0");
+    if (o->reflect_avg != 0 && o->reflect_avg != 1)
+        return cn_fail(err, CN_EARG, "reflect-average must be 0 or 1");
+    if (o->reflect_avg && d->kind != SIM_CHARGED)
+        return cn_fail(err, CN_EARG, "reflection averaging needs mirror-symmetric physics: the "
+                       "%s setting has an external field", sim_kind_name(d->kind));
+    if (o->reflect_avg && (o->unroll > 1 || o->pushforward))
+        return cn_fail(err, CN_EARG, "reflection averaging trains on one-step pairs only (not "
+                       "with --unroll or --pushforward)");
     if (!d->train.count || !d->valid.count || !d->test.count)
         return cn_fail(err, CN_EARG, "training needs the train, valid and test splits");
     if (step && d->train.frames <= o->unroll)
@@ -637,6 +678,10 @@ int cn_train_stored_opts(const char *out, struct cn_train_opts *o, char err[CN_E
         {"project-momentum (0 or 1)", so->momentum, so->momentum == 0 || so->momentum == 1},
         {"val-rollout (>= 0)", so->val_rollout, so->val_rollout >= 0},
         {"unroll-every (>= 0)", so->unroll_every, so->unroll_every >= 0},
+        {"warmup (0..epochs)", so->warmup, so->warmup >= 0 && so->warmup <= so->epochs},
+        {"one-cycle (0 or 1)", so->one_cycle, so->one_cycle == 0 || so->one_cycle == 1},
+        {"clip (>= 0)", so->clip, so->clip >= 0 && isfinite(so->clip)},
+        {"reflect-average (0 or 1)", so->reflect_avg, so->reflect_avg == 0 || so->reflect_avg == 1},
     };
     for (size_t k = 0; k < sizeof opt / sizeof opt[0]; k++)
         if (!opt[k].ok) {
@@ -718,7 +763,8 @@ int cn_train_dist(const struct cn_train_opts *o_in, const struct cn_data *d, con
         r.o.arch = s.cfg.arch;
         r.o.field_input = s.cfg.task == CN_TASK_POSITION && s.cfg.has_field;
         run_config(&r.o, d->kind, &cfg);
-        if (s.cfg.task != cfg.task || s.cfg.hidden != cfg.hidden || s.cfg.layers != cfg.layers) {
+        if (s.cfg.task != cfg.task || s.cfg.hidden != cfg.hidden || s.cfg.layers != cfg.layers ||
+            s.cfg.reflect_avg != cfg.reflect_avg) {
             st = cn_fail(err, CN_EFORMAT, "%s: network does not match its resume record",
                          state_path);
             goto done;
@@ -811,8 +857,9 @@ int cn_train_dist(const struct cn_train_opts *o_in, const struct cn_data *d, con
         if (o->stop_after > 0 && ran >= o->stop_after)
             break;
         double t0 = now_s();
-        const double lr = o->cosine ? cn_cosinelr(o->lr, o->lr_min, epoch, o->epochs)
-                                    : cn_steplr(o->lr, epoch, step_size, o->gamma);
+        const double lr_epoch = o->cosine ? cn_cosinelr(o->lr, o->lr_min, epoch, o->epochs)
+                                          : cn_steplr(o->lr, epoch, step_size, o->gamma);
+        double lr = lr_epoch; /* this batch's; the history records the epoch's last */
         /* this epoch's chain: the curriculum adds a step every unroll_every epochs */
         struct cn_train_opts eo = *o;
         if (o->unroll_every > 0 && 1 + epoch / o->unroll_every < K)
@@ -833,7 +880,13 @@ int cn_train_dist(const struct cn_train_opts *o_in, const struct cn_data *d, con
             perm[j] = t;
         }
         double loss_sum = 0;
+        long clipped = 0;
         for (int b = 0; b < n_batches; b++) {
+            const long it = (long)epoch * n_batches + b; /* steps before this one */
+            if (o->one_cycle)
+                lr = cn_onecyclelr(o->lr, it, (long)o->epochs * n_batches);
+            if (o->warmup > 0 && epoch < o->warmup)
+                lr = lr_epoch * (double)(it + 1) / ((double)o->warmup * n_batches);
             int stop = interrupt && *interrupt ? CN_EINTR : CN_OK;
             /* the ranks agree here: any rank's interrupt or failure stops all at this batch */
             if (comm && (stop = comm->agree(comm->ctx, stop)) && stop != CN_EINTR) {
@@ -886,6 +939,8 @@ int cn_train_dist(const struct cn_train_opts *o_in, const struct cn_data *d, con
                              loss, epoch, b);
                 goto done;
             }
+            if (o->clip > 0 && cn_clip_grad(s.grad, s.n_params, o->clip) > o->clip)
+                clipped++;
             cn_adamw_step(&s, &aw, lr);
             if (r.n_ema > 0) {
                 const float beta = (float)o->ema, a = (float)(1.0 - o->ema);
@@ -895,7 +950,7 @@ int cn_train_dist(const struct cn_train_opts *o_in, const struct cn_data *d, con
             loss_sum += loss * B;
         }
         struct cn_epoch_record h = {epoch, loss_sum / ((double)n_batches * B), NAN, NAN, lr, 0,
-                                    NAN};
+                                    NAN, o->clip > 0 ? (double)clipped / n_batches : NAN};
         int improved = 0;
         /* the model that is validated, tested and saved: the parameters or their average */
         struct cn_state model = s;

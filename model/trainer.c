@@ -19,6 +19,10 @@ struct cn_trainer {
     struct cn_config cfg;
     int threads, max_graphs, n, max_shares;
     struct cn_ws *ws[CN_MAX_THREADS]; /* one per thread of the team */
+    /* a reflection-averaged config (cfg.reflect_avg): per thread the mirror image's workspace
+     * and [6][share graphs n 3] scratch (mirrored x, v; its outputs; their gradients) */
+    struct cn_ws *wsm[CN_MAX_THREADS];
+    float *rscr[CN_MAX_THREADS];
     /* unrolled training (cn_trainer_set_unroll): the workspaces of steps 1..unroll-1 per
      * thread (step 0 uses ws), the states after every step [unroll][max_graphs n 3] and the
      * gradients carried from one step back to the one before */
@@ -71,8 +75,14 @@ int cn_trainer_create(const struct cn_config *c, int max_graphs, int n, int thre
     t->n_params = cn_param_count(c);
     t->gstride = cn_round16((size_t)t->n_params);
     const int wg = max_graphs < CN_SHARE_GRAPHS ? max_graphs : CN_SHARE_GRAPHS;
-    for (int k = 0; k < t->threads && !st; k++)
+    for (int k = 0; k < t->threads && !st; k++) {
         st = cn_ws_create(c, wg, n, CN_F32, &t->ws[k], err);
+        if (!st && c->reflect_avg) {
+            st = cn_ws_create(c, wg, n, CN_F32, &t->wsm[k], err);
+            if (!st && !(t->rscr[k] = malloc(6 * (size_t)wg * n * 3 * sizeof(float))))
+                st = cn_fail(err, CN_ENOMEM, "out of memory for reflection averaging");
+        }
+    }
     size_t nb = (size_t)max_graphs * n * 3;
     if (!st) {
         void *g = NULL;
@@ -112,6 +122,8 @@ void cn_trainer_free(struct cn_trainer *t)
         return;
     for (int k = 0; k < t->threads; k++) {
         cn_ws_free(t->ws[k]);
+        cn_ws_free(t->wsm[k]);
+        free(t->rscr[k]);
         for (int j = 1; j < t->unroll; j++)
             cn_ws_free(t->wsu[k][j]);
     }
@@ -261,28 +273,56 @@ static void share_range(int graphs, int k, int *first, int *count)
     *count = graphs - *first < CN_SHARE_GRAPHS ? graphs - *first : CN_SHARE_GRAPHS;
 }
 
-/* Forward and backward of share k on workspace ws into its zeroed gradient buffer g. */
-static int share_grad(struct cn_trainer *t, struct cn_ws *ws, const struct cn_state *s,
-                      int graphs, int k, const float *x, const float *v, const float *q,
-                      const float *field, const float *x_target, const float *v_target,
-                      double count, float *g, double part[2])
+/* Forward and backward of share k on thread th's workspaces into its zeroed gradient buffer
+ * g. A reflection-averaged config runs the mirror image on the second workspace: the output is
+ * (f(x) + R f(R x)) / 2, so each half gets half the output gradient (the mirror's mirrored). */
+static int share_grad(struct cn_trainer *t, int th, const struct cn_state *s, int graphs, int k,
+                      const float *x, const float *v, const float *q, const float *field,
+                      const float *x_target, const float *v_target, double count, float *g,
+                      double part[2])
 {
-    const int n = t->n, step = t->cfg.task == CN_TASK_STEP;
+    const int n = t->n, step = t->cfg.task == CN_TASK_STEP, avg = t->cfg.reflect_avg;
+    struct cn_ws *ws = t->ws[th];
     int first, cnt;
     share_range(graphs, k, &first, &cnt);
-    const size_t o = (size_t)first * n * 3, nb = (size_t)cnt * n * 3;
-    int st = cn_forward(ws, s->param, cnt, x + o, v + o, q + (size_t)first * n, field, t->xo + o,
+    const size_t o = (size_t)first * n * 3, nb = (size_t)cnt * n * 3, nodes = (size_t)cnt * n;
+    const float *qs = q + (size_t)first * n;
+    int st = cn_forward(ws, s->param, cnt, x + o, v + o, qs, field, t->xo + o,
                         step ? t->vo + o : NULL);
     if (st)
         return st;
+    float *dxm = NULL, *dvm = NULL; /* the mirror image's output gradients */
+    if (avg) {
+        float *mx = t->rscr[th], *mv = mx + nb, *xm = mv + nb, *vm = xm + nb;
+        dxm = vm + nb;
+        dvm = dxm + nb;
+        cn_mirror_x(nodes, x + o, mx);
+        cn_mirror_x(nodes, v + o, mv);
+        if ((st = cn_forward(t->wsm[th], s->param, cnt, mx, mv, qs, field, xm, step ? vm : NULL)))
+            return st;
+        for (size_t j = 0; j < nb; j++) {
+            const float sg = j % 3 == 0 ? -1.0f : 1.0f;
+            t->xo[o + j] = 0.5f * (t->xo[o + j] + sg * xm[j]);
+            if (step)
+                t->vo[o + j] = 0.5f * (t->vo[o + j] + sg * vm[j]);
+        }
+    }
     part[0] = sq_sum(nb, t->xo + o, x_target + o);
     part[1] = step ? sq_sum(nb, t->vo + o, v_target + o) : 0;
+    const double half = avg ? 0.5 : 1.0;
     for (size_t j = o; j < o + nb; j++) {
-        t->dxo[j] = (float)(2.0 * ((double)t->xo[j] - x_target[j]) / count);
+        t->dxo[j] = (float)(half * 2.0 * ((double)t->xo[j] - x_target[j]) / count);
         if (step)
-            t->dvo[j] = (float)(2.0 * ((double)t->vo[j] - v_target[j]) / count);
+            t->dvo[j] = (float)(half * 2.0 * ((double)t->vo[j] - v_target[j]) / count);
     }
-    return cn_backward(ws, s->param, t->dxo + o, step ? t->dvo + o : NULL, g, NULL, NULL);
+    if ((st = cn_backward(ws, s->param, t->dxo + o, step ? t->dvo + o : NULL, g, NULL, NULL)))
+        return st;
+    if (!avg)
+        return CN_OK;
+    cn_mirror_x(nodes, t->dxo + o, dxm);
+    if (step)
+        cn_mirror_x(nodes, t->dvo + o, dvm);
+    return cn_backward(t->wsm[th], s->param, dxm, step ? dvm : NULL, g, NULL, NULL);
 }
 
 /* Inside a parallel region: grad = the share buffers summed in share order, element by
@@ -377,7 +417,7 @@ int cn_trainer_grad_unroll(struct cn_trainer *t, struct cn_state *s, int graphs,
 {
     if (graphs < 1 || graphs > t->max_graphs || s->n_params != t->n_params || !loss ||
         K < 1 || K > t->unroll || !t->ux || (push != 0 && push != 1) ||
-        t->cfg.task != CN_TASK_STEP || !x_targets || !v_targets)
+        t->cfg.task != CN_TASK_STEP || !x_targets || !v_targets || t->cfg.reflect_avg)
         return CN_EARG;
     const int S = cn_shares(graphs), T = t->threads < S ? t->threads : S;
     const double count = (double)graphs * t->n * 3;
@@ -427,10 +467,10 @@ int cn_trainer_grad(struct cn_trainer *t, struct cn_state *s, int graphs, const 
 #pragma omp parallel num_threads(T)
     {
         /* however many threads are granted, every share is computed once */
-        struct cn_ws *ws = t->ws[omp_get_thread_num()];
+        const int th = omp_get_thread_num();
 #pragma omp for schedule(dynamic, 1)
         for (int k = 0; k < S; k++)
-            t->status[k] = share_grad(t, ws, s, graphs, k, x, v, q, field, x_target, v_target,
+            t->status[k] = share_grad(t, th, s, graphs, k, x, v, q, field, x_target, v_target,
                                       count, gs + (size_t)k * stride, t->part + 2 * k);
         reduce_shares(t, S, grad);
     }
@@ -461,10 +501,10 @@ static int grad_comm(struct cn_trainer *t, struct cn_state *s, int graphs, const
     if (T > 0) {
 #pragma omp parallel num_threads(T)
         {
-            struct cn_ws *ws = t->ws[omp_get_thread_num()];
+            const int th = omp_get_thread_num();
 #pragma omp for schedule(dynamic, 1)
             for (int k = k0; k < k1; k++)
-                t->status[k] = share_grad(t, ws, s, graphs, k, x, v, q, field, x_target,
+                t->status[k] = share_grad(t, th, s, graphs, k, x, v, q, field, x_target,
                                           v_target, count, gs + (size_t)k * stride,
                                           t->part + 2 * k);
         }
@@ -549,14 +589,16 @@ int cn_trainer_predict(struct cn_trainer *t, const float *param, int graphs, con
     const size_t nb1 = (size_t)n * 3;
 #pragma omp parallel num_threads(T > 0 ? T : 1) if (T > 0)
     {
-        struct cn_ws *ws = t->ws[omp_get_thread_num()];
+        const int th = omp_get_thread_num();
+        struct cn_ws *ws = t->ws[th];
 #pragma omp for schedule(dynamic, 1)
         for (int k = k0; k < k1; k++) {
             int first, cnt;
             share_range(graphs, k, &first, &cnt);
             const size_t o = (size_t)first * nb1;
-            t->status[k] = cn_forward(ws, param, cnt, x + o, v + o, q + (size_t)first * n, field,
-                                      t->xo + o, step ? t->vo + o : NULL);
+            t->status[k] = cn_forward_predict(ws, param, cnt, x + o, v + o, q + (size_t)first * n,
+                                              field, t->xo + o, step ? t->vo + o : NULL,
+                                              t->rscr[th]);
             if (!t->status[k] && sample_mse && x_target)
                 for (int g = first; g < first + cnt; g++) {
                     double e = sq_sum(nb1, t->xo + g * nb1, x_target + g * nb1) / (double)nb1;
@@ -602,13 +644,6 @@ int cn_eval_split(struct cn_trainer *t, const float *param, const struct cn_conf
     return cn_eval_split_reflect(t, param, c, sp, max_samples, 0, mse, count);
 }
 
-/* x -> -x of every vector of G n bodies, in place. */
-static void mirror_x(size_t nodes, float *a)
-{
-    for (size_t i = 0; i < nodes; i++)
-        a[3 * i] = -a[3 * i];
-}
-
 /* The predictions of a batch averaged with those of its mirror image (see clofnet.h) into
  * xo, vo; per-sample errors against the targets into sample_mse. */
 static int predict_reflect(struct cn_trainer *t, const float *param, int g, const float *field,
@@ -620,8 +655,8 @@ static int predict_reflect(struct cn_trainer *t, const float *param, int g, cons
                                 step ? vo : NULL, NULL);
     if (st)
         return st;
-    mirror_x(nodes, t->bx);
-    mirror_x(nodes, t->bv);
+    cn_mirror_x(nodes, t->bx, t->bx);
+    cn_mirror_x(nodes, t->bv, t->bv);
     st = cn_trainer_predict(t, param, g, t->bx, t->bv, t->bq, field, NULL, NULL, xm,
                             step ? vm : NULL, NULL);
     if (st)

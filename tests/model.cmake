@@ -20,3 +20,7 @@ add_dependencies(test_npz nbody-export nbody-import nbody-eval nbody-train nbody
 # the momentum projection, and the nbody-train flags end to end.
 add_cmocka_test(test_unroll model)
 add_dependencies(test_unroll nbody-train nbody-eval nbody-gen)
+# The recipe options of the accuracy sweep: one-cycle against PyTorch, clipping, warm-up, and
+# reflection-averaged training (its gradient, E(3) equivariance, the flags end to end).
+add_cmocka_test(test_recipe model)
+add_dependencies(test_recipe nbody-train nbody-eval nbody-gen)

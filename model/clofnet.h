@@ -281,6 +281,15 @@ void cn_gather(const struct cn_split *sp, int task, const long *idx, int graphs,
  * keep one layer's activations of 5-body graphs (about 12 arrays of 16 * 20 * 64 floats) in a
  * 1 MiB L2 cache and are still large enough for efficient sgemm. */
 #define CN_SHARE_GRAPHS 16
+/* Inside a share the forward and backward passes run on chunks of graphs with at most this
+ * many edges together (at least one graph), one after the other, so that a layer's activations
+ * stay in cache for larger graphs too: all 16 graphs of a 5-body share, 1 graph of 20 bodies.
+ * The chunks depend on the number of bodies only, so results stay the same for any thread
+ * count. */
+#ifndef CN_CHUNK_EDGES
+#define CN_CHUNK_EDGES 320
+#endif
+int cn_chunk_graphs(int n);
 #define CN_MAX_THREADS 64 /* Most threads a trainer asks for. */
 
 /* Shares of a batch of `graphs` graphs. */

@@ -45,6 +45,14 @@ struct cn_trainer {
     double *pk;             /* [max_shares][3]: squared errors of x, of v, and status */
 };
 
+/* Graphs per chunk of a share (see clofnet.h). */
+int cn_chunk_graphs(int n)
+{
+    const long edges = (long)n * (n - 1) > 0 ? (long)n * (n - 1) : 1;
+    const long c = CN_CHUNK_EDGES / edges;
+    return c < 1 ? 1 : c > CN_SHARE_GRAPHS ? CN_SHARE_GRAPHS : (int)c;
+}
+
 /* Shares of a batch. */
 int cn_shares(int graphs) { return (graphs + CN_SHARE_GRAPHS - 1) / CN_SHARE_GRAPHS; }
 
@@ -273,18 +281,17 @@ static void share_range(int graphs, int k, int *first, int *count)
     *count = graphs - *first < CN_SHARE_GRAPHS ? graphs - *first : CN_SHARE_GRAPHS;
 }
 
-/* Forward and backward of share k on thread th's workspaces into its zeroed gradient buffer
- * g. A reflection-averaged config runs the mirror image on the second workspace: the output is
- * (f(x) + R f(R x)) / 2, so each half gets half the output gradient (the mirror's mirrored). */
-static int share_grad(struct cn_trainer *t, int th, const struct cn_state *s, int graphs, int k,
+/* Forward and backward of graphs first..first+cnt-1 on thread th's workspaces, adding into
+ * the gradient buffer g and the squared errors part. A reflection-averaged config runs the
+ * mirror image on the second workspace: the output is (f(x) + R f(R x)) / 2, so each half gets
+ * half the output gradient (the mirror's mirrored). */
+static int chunk_grad(struct cn_trainer *t, int th, const struct cn_state *s, int first, int cnt,
                       const float *x, const float *v, const float *q, const float *field,
                       const float *x_target, const float *v_target, double count, float *g,
                       double part[2])
 {
     const int n = t->n, step = t->cfg.task == CN_TASK_STEP, avg = t->cfg.reflect_avg;
     struct cn_ws *ws = t->ws[th];
-    int first, cnt;
-    share_range(graphs, k, &first, &cnt);
     const size_t o = (size_t)first * n * 3, nb = (size_t)cnt * n * 3, nodes = (size_t)cnt * n;
     const float *qs = q + (size_t)first * n;
     int st = cn_forward(ws, s->param, cnt, x + o, v + o, qs, field, t->xo + o,
@@ -307,8 +314,8 @@ static int share_grad(struct cn_trainer *t, int th, const struct cn_state *s, in
                 t->vo[o + j] = 0.5f * (t->vo[o + j] + sg * vm[j]);
         }
     }
-    part[0] = sq_sum(nb, t->xo + o, x_target + o);
-    part[1] = step ? sq_sum(nb, t->vo + o, v_target + o) : 0;
+    part[0] += sq_sum(nb, t->xo + o, x_target + o);
+    part[1] += step ? sq_sum(nb, t->vo + o, v_target + o) : 0;
     const double half = avg ? 0.5 : 1.0;
     for (size_t j = o; j < o + nb; j++) {
         t->dxo[j] = (float)(half * 2.0 * ((double)t->xo[j] - x_target[j]) / count);
@@ -323,6 +330,26 @@ static int share_grad(struct cn_trainer *t, int th, const struct cn_state *s, in
     if (step)
         cn_mirror_x(nodes, t->dvo + o, dvm);
     return cn_backward(t->wsm[th], s->param, dxm, step ? dvm : NULL, g, NULL, NULL);
+}
+
+/* Share k of a batch into its zeroed gradient buffer g: its graphs in chunks of
+ * cn_chunk_graphs(n), one after the other (the split depends on n only, never on threads). */
+static int share_grad(struct cn_trainer *t, int th, const struct cn_state *s, int graphs, int k,
+                      const float *x, const float *v, const float *q, const float *field,
+                      const float *x_target, const float *v_target, double count, float *g,
+                      double part[2])
+{
+    int first, cnt;
+    share_range(graphs, k, &first, &cnt);
+    const int c = cn_chunk_graphs(t->n);
+    part[0] = part[1] = 0;
+    for (int j = first; j < first + cnt; j += c) {
+        int st = chunk_grad(t, th, s, j, first + cnt - j < c ? first + cnt - j : c, x, v, q,
+                            field, x_target, v_target, count, g, part);
+        if (st)
+            return st;
+    }
+    return CN_OK;
 }
 
 /* Inside a parallel region: grad = the share buffers summed in share order, element by
@@ -595,10 +622,15 @@ int cn_trainer_predict(struct cn_trainer *t, const float *param, int graphs, con
         for (int k = k0; k < k1; k++) {
             int first, cnt;
             share_range(graphs, k, &first, &cnt);
-            const size_t o = (size_t)first * nb1;
-            t->status[k] = cn_forward_predict(ws, param, cnt, x + o, v + o, q + (size_t)first * n,
-                                              field, t->xo + o, step ? t->vo + o : NULL,
-                                              t->rscr[th]);
+            const int c = cn_chunk_graphs(n);
+            t->status[k] = CN_OK;
+            for (int j = first; j < first + cnt && !t->status[k]; j += c) {
+                const size_t o = (size_t)j * nb1;
+                const int m = first + cnt - j < c ? first + cnt - j : c;
+                t->status[k] = cn_forward_predict(ws, param, m, x + o, v + o, q + (size_t)j * n,
+                                                  field, t->xo + o, step ? t->vo + o : NULL,
+                                                  t->rscr[th]);
+            }
             if (!t->status[k] && sample_mse && x_target)
                 for (int g = first; g < first + cnt; g++) {
                     double e = sq_sum(nb1, t->xo + g * nb1, x_target + g * nb1) / (double)nb1;

@@ -12,6 +12,7 @@
 #         noise     + input noise 0.003 on positions and velocities
 #         unroll    + 4 chained steps (BPTT), one more every 10 epochs
 #         mom       + the momentum projection (charged and static)
+#         unmom     unroll + mom (no noise, no rollout selection; unroll alone on dynamic)
 #         all       every ingredient (without mom on dynamic)
 # Every run is one thread; a finished run (history at its last epoch) is only re-evaluated
 # when its rollout file is missing.
@@ -47,6 +48,7 @@ for name in "$@"; do
     unroll) extra="$UNROLL" ;;
     mom) [ -n "$mom" ] || { echo "step-runs.sh: no projection for $setting" >&2; exit 2; }; extra="$mom" ;;
     all) extra="$ROLL $NOISE $UNROLL $mom" ;;
+    unmom) extra="$UNROLL $mom" ;;
     *) echo "step-runs.sh: unknown arm in $name" >&2; exit 2 ;;
   esac
   ck=$RUNS/$name.ckpt

@@ -838,14 +838,15 @@ static double grad_diff(const struct cn_config *c, const float *a, const float *
 }
 
 /* The trainer's batch gradient: equal to one backward over the whole batch up to the order in
- * which the shares are summed; no share can be left out; the same bits for any thread count,
- * in a nested parallel region and with dynamic teams; every status returned. */
-static void test_trainer_shares(void **state)
+ * which the shares (and, for large graphs, the chunks inside each share) are summed; no share
+ * can be left out; the same bits for any thread count, in a nested parallel region and with
+ * dynamic teams; every status returned. G graphs of n bodies make S shares. */
+static void trainer_shares_case(int G, int n, int S_expect)
 {
-    (void)state;
     struct cn_config c = test_config(CN_TASK_STEP, 64, 4, 1);
-    const int G = 100, n = 5, S = cn_shares(G); /* 7 shares, the last of 4 graphs */
-    assert_int_equal(S, 7);
+    const int S = cn_shares(G);
+    assert_int_equal(S, S_expect);
+    assert_true(G <= 100);
     struct batch b;
     make_batch(&b, G, n, 81);
     float *p = test_params(&c, 81);
@@ -917,7 +918,7 @@ static void test_trainer_shares(void **state)
     assert_int_equal(cn_trainer_predict(t, p, G, b.x, b.v, b.q, fld, b.xt, b.vt, x2, NULL, m2),
                      CN_OK);
     assert_memory_equal(x1, x2, 3 * G * n * sizeof *x1);
-    assert_memory_equal(m1, m2, sizeof m1);
+    assert_memory_equal(m1, m2, G * sizeof *m1);
     /* statuses: a batch larger than the trainer's, no loss pointer, a missing field */
     assert_int_equal(cn_trainer_grad(t, &s, 129, b.x, b.v, b.q, fld, b.xt, b.vt, &ln), CN_EARG);
     assert_int_equal(cn_trainer_grad(t, &s, G, b.x, b.v, b.q, fld, b.xt, b.vt, NULL), CN_EARG);
@@ -929,6 +930,17 @@ static void test_trainer_shares(void **state)
     cn_state_free(&s);
     batch_free(&b);
     free(p); free(whole); free(part); free(ref); free(x1); free(x2);
+}
+
+static void test_trainer_shares(void **state)
+{
+    (void)state;
+    /* 5 bodies: 7 shares, the last of 4 graphs, each share one chunk */
+    assert_int_equal(cn_chunk_graphs(5), CN_SHARE_GRAPHS);
+    trainer_shares_case(100, 5, 7);
+    /* 20 bodies, as ES(20) trains: 2 shares of 16 and 4 graphs, each run one graph at a time */
+    assert_int_equal(cn_chunk_graphs(20), 1);
+    trainer_shares_case(20, 20, 2);
 }
 
 /* The C EGNN against the reference PyTorch EGNN_vel on the same weights and inputs

@@ -132,9 +132,10 @@ static int split(struct sim_folder *f, const char *path)
     f->path[len] = '\0';
     char *slash = strrchr(f->path, '/');
     const char *base = slash ? slash + 1 : f->path;
-    if (!*base || !strcmp(base, ".") || !strcmp(base, "..") || strlen(base) >= sizeof f->base)
+    const size_t blen = strlen(base);
+    if (!*base || !strcmp(base, ".") || !strcmp(base, "..") || blen >= sizeof f->base)
         return -1;
-    snprintf(f->base, sizeof f->base, "%s", base);
+    memcpy(f->base, base, blen + 1); /* the length is checked above */
     if (!slash)
         snprintf(f->parent, sizeof f->parent, ".");
     else if (slash == f->path)

@@ -1463,6 +1463,33 @@ static void test_timeline_mapping(void **state)
     viz_app_free(&a);
 }
 
+/* The plot legend tells two panels of one architecture apart by their files, and otherwise
+ * names each panel by its first word. */
+static void test_legend_names(void **state)
+{
+    (void)state;
+    struct viz_app a;
+    memset(&a, 0, sizeof a);
+    a.learned = 3;
+    snprintf(a.panel[0].name, sizeof a.panel[0].name, "ClofNet step-charged5.ckpt");
+    snprintf(a.panel[1].name, sizeof a.panel[1].name, "ClofNet torch.ckpt");
+    snprintf(a.panel[2].name, sizeof a.panel[2].name, "EGNN egnn-step-charged5.ckpt");
+    char nm[24];
+    viz_legend_name(&a, 0, nm, sizeof nm);
+    assert_string_equal(nm, "truth");
+    viz_legend_name(&a, 1, nm, sizeof nm);
+    assert_string_equal(nm, "step-charged5");
+    viz_legend_name(&a, 2, nm, sizeof nm);
+    assert_string_equal(nm, "torch");
+    viz_legend_name(&a, 3, nm, sizeof nm);
+    assert_string_equal(nm, "EGNN");
+    viz_legend_name(&a, 1, nm, 5); /* cut to the buffer */
+    assert_string_equal(nm, "step");
+    a.learned = 1; /* one ClofNet panel: its first word */
+    viz_legend_name(&a, 1, nm, sizeof nm);
+    assert_string_equal(nm, "ClofNet");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1504,6 +1531,7 @@ int main(void)
         cmocka_unit_test(test_position_model_panel),
         cmocka_unit_test(test_dataset_load_errors),
         cmocka_unit_test(test_timeline_mapping),
+        cmocka_unit_test(test_legend_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

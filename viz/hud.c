@@ -136,3 +136,29 @@ long viz_timeline_step(const struct viz_app *a, const struct viz_layout *l, floa
     f = f < 0.0 ? 0.0 : f > 1.0 ? 1.0 : f;
     return (long)floor((t0 + f * (t1 - t0)) / SIM_DT + 0.5);
 }
+
+/* The legend's name of panel k (0 truth, then the learned panels): the first word of its
+ * title ("ClofNet"), or, when another learned panel's title starts with the same word, its
+ * second word, the model's file without ".ckpt" ("step-charged5"). */
+void viz_legend_name(const struct viz_app *a, int k, char *out, size_t len)
+{
+    if (len == 0)
+        return;
+    out[0] = '\0';
+    const char *name = k == 0 ? "truth" : a->panel[k - 1].name;
+    size_t w = strcspn(name, " ");
+    int clash = 0;
+    for (int j = 0; j < a->learned && k > 0; j++)
+        clash |= j != k - 1 && strncmp(a->panel[j].name, name, w) == 0 &&
+                 (a->panel[j].name[w] == ' ' || a->panel[j].name[w] == '\0');
+    if (clash && name[w] == ' ') {
+        name += w + 1;
+        w = strcspn(name, " ");
+        if (w > 5 && strncmp(name + w - 5, ".ckpt", 5) == 0)
+            w -= 5;
+    }
+    if (w >= len)
+        w = len - 1;
+    memcpy(out, name, w);
+    out[w] = '\0';
+}

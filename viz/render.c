@@ -1004,17 +1004,6 @@ static const struct viz_series *panel_series(const struct viz_app *a, int panel,
     return &p->err;
 }
 
-/* First word of a panel name, for the legend. */
-static void short_name(const char *name, char *out, size_t len)
-{
-    size_t k = 0;
-    while (name[k] && name[k] != ' ' && k + 1 < len) {
-        out[k] = name[k];
-        k++;
-    }
-    out[k] = '\0';
-}
-
 /* The plot: position MSE (log scale) or total energy of every panel over simulation time,
  * one curve per panel in the panel's colour, a cursor at the displayed time. */
 static void draw_plot(struct viz_renderer *r, const struct viz_frame *f)
@@ -1040,7 +1029,7 @@ static void draw_plot(struct viz_renderer *r, const struct viz_frame *f)
         if (!panel_series(a, k, energy))
             continue;
         char nm[24];
-        short_name(k == 0 ? "truth" : a->panel[k - 1].name, nm, sizeof nm);
+        viz_legend_name(a, k, nm, sizeof nm);
         if (lx + (float)strlen(nm) * cw > x + w - cw)
             break;
         lx += ui_text(r, lx, y + 1.4f * lh, s, nm, panel_col[k]) + cw;

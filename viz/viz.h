@@ -501,6 +501,9 @@ struct viz_hud {
 
 /* Fill the HUD for the state; follow: the camera is following. */
 void viz_hud_compose(struct viz_hud *h, const struct viz_app *a, int follow);
+/* The plot legend's name of panel k (0: truth): the first word of the panel's title, or the
+ * model file's stem when two learned panels share that word. */
+void viz_legend_name(const struct viz_app *a, int k, char *out, size_t len);
 /* Time span the timeline shows, simulation time units: from the start to the latest of the
  * displayed time, the newest snapshot and 1.1 times the data horizon. */
 void viz_timeline_span(const struct viz_app *a, double *t0, double *t1);

@@ -1,5 +1,6 @@
 /* atomic.c: the project's one way to write a file so that its path never holds a partial one:
- * a temporary beside it (O_CREAT|O_EXCL, mode 0666 minus the umask), fsync, rename. */
+ * a temporary beside it (O_CREAT|O_EXCL, mode 0666 minus the umask), fsync, rename, then fsync
+ * of the directory. */
 #include "sim.h"
 #include "sim_internal.h"
 
@@ -88,6 +89,30 @@ int sim_atomic_write(struct sim_atomic *a, const void *data, size_t len)
     return 0;
 }
 
+/* After the rename: fsync the directory that holds path, so that the new name survives a
+ * crash of the machine too. Best effort: the file is complete and in place either way, and
+ * some file systems cannot open or sync a directory. */
+static void sync_parent(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t len = slash ? (size_t)(slash - path) : 0;
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (len == 0)
+        snprintf(dir, sizeof dir, "/");
+    else if (len < sizeof dir) {
+        memcpy(dir, path, len);
+        dir[len] = '\0';
+    } else
+        return;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
 /* Flush, fsync, close and rename into place; on any failure remove the temporary. */
 int sim_atomic_commit(struct sim_atomic *a, char err[SIM_ERRLEN])
 {
@@ -127,6 +152,7 @@ int sim_atomic_commit(struct sim_atomic *a, char err[SIM_ERRLEN])
         return sim_fail_path(err, SIM_EIO, a->path, "%s: %s", what, strerror(e));
     }
     a->tmp[0] = '\0';
+    sync_parent(a->path);
     return SIM_OK;
 }
 

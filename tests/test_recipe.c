@@ -20,6 +20,7 @@
 #include "clofnet.h"
 #include "sim.h"
 #include "tfs.h"
+#include "tmodel.h"
 
 /* The schedule is double arithmetic of a few operations: PyTorch's values (1.13, printed with
  * repr) agree to rounding; a wrong phase boundary or divisor is off by > 1e-3 relative. */
@@ -416,23 +417,6 @@ static int read_lrs(const char *csv, double *lr, int max, int *cols)
     return n;
 }
 
-/* 1 when two training states hold the same parameters, moments and step count. */
-static int same_state(const char *a, const char *b)
-{
-    struct cn_state sa, sb;
-    char err[CN_ERRLEN];
-    int oa = 0, ob = 0;
-    assert_int_equal(cn_ckpt_load(a, NULL, &sa, NULL, &oa, NULL, NULL, err), CN_OK);
-    assert_int_equal(cn_ckpt_load(b, NULL, &sb, NULL, &ob, NULL, NULL, err), CN_OK);
-    const size_t bytes = (size_t)sa.n_params * sizeof(float);
-    const int same = sa.n_params == sb.n_params && sa.step == sb.step &&
-                     memcmp(sa.param, sb.param, bytes) == 0 && memcmp(sa.m, sb.m, bytes) == 0 &&
-                     memcmp(sa.v, sb.v, bytes) == 0;
-    cn_state_free(&sa);
-    cn_state_free(&sb);
-    return same;
-}
-
 /* --warmup and --one-cycle give the learning rates they promise (the history records each
  * epoch's last step); --clip records the fraction clipped, and a bound never reached is the
  * same training bit for bit. */
@@ -472,9 +456,9 @@ static void test_schedule_flags(void **state)
                              g_dir), 0);
     snprintf(a, sizeof a, "%s/p.ckpt.state", g_dir);
     snprintf(b, sizeof b, "%s/big.ckpt.state", g_dir);
-    assert_true(same_state(a, b));
+    assert_true(tm_same_state(a, b));
     snprintf(b, sizeof b, "%s/tiny.ckpt.state", g_dir);
-    assert_false(same_state(a, b));
+    assert_false(tm_same_state(a, b));
 }
 
 /* Every new flag, interrupted and resumed twice, is one run's bytes; the averaged model is in
@@ -495,7 +479,7 @@ static void test_avg_program_and_resume(void **state)
     char a[512], b[512];
     snprintf(a, sizeof a, "%s/u.ckpt.state", g_dir);
     snprintf(b, sizeof b, "%s/r.ckpt.state", g_dir);
-    assert_true(same_state(a, b));
+    assert_true(tm_same_state(a, b));
     assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/q.ckpt " ARGS " --one-cycle --stop-after 2 "
                              "> /dev/null", g_dir, g_dir), 0);
     assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/q.ckpt --resume --quiet > /dev/null", g_dir,

@@ -20,6 +20,7 @@
 #include "clofnet.h"
 #include "sim.h"
 #include "tfs.h"
+#include "tmodel.h"
 
 /* Central differences of the double loss: truncation ~h^2 f''' / 6 and rounding ~1e-16 / h
  * balance near 1e-5 for O(1) values. */
@@ -416,25 +417,6 @@ static int same_file(const char *a, const char *b)
     return tfs_run("cmp -s %s %s", a, b) == 0;
 }
 
-/* 1 when two training states hold the same parameters, moments and step count (their resume
- * records also hold each epoch's wall time, which differs between runs). */
-static int same_state(const char *a, const char *b)
-{
-    struct cn_state sa, sb;
-    char err[CN_ERRLEN];
-    int oa = 0, ob = 0;
-    assert_int_equal(cn_ckpt_load(a, NULL, &sa, NULL, &oa, NULL, NULL, err), CN_OK);
-    assert_int_equal(cn_ckpt_load(b, NULL, &sb, NULL, &ob, NULL, NULL, err), CN_OK);
-    assert_true(oa && ob);
-    const size_t bytes = (size_t)sa.n_params * sizeof(float);
-    const int same = sa.n_params == sb.n_params && sa.step == sb.step &&
-                     memcmp(sa.param, sb.param, bytes) == 0 && memcmp(sa.m, sb.m, bytes) == 0 &&
-                     memcmp(sa.v, sb.v, bytes) == 0;
-    cn_state_free(&sa);
-    cn_state_free(&sb);
-    return same;
-}
-
 #define STEP_ARGS "--task step --epochs 4 --pairs-per-epoch 512 --eval-pairs 256 --batch 64 --val-every 2 --quiet"
 
 /* --unroll 1 --input-noise 0 is the plain one-step training bit for bit; noise changes it. */
@@ -450,7 +432,7 @@ static void test_flags_neutral(void **state)
     assert_true(same_file(a, b));
     snprintf(a, sizeof a, "%s/a.ckpt.state", g_dir);
     snprintf(b, sizeof b, "%s/b.ckpt.state", g_dir);
-    assert_true(same_state(a, b));
+    assert_true(tm_same_state(a, b));
     assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/n.ckpt " STEP_ARGS " --input-noise 0.001 "
                          "> /dev/null", g_dir, g_dir), 0);
     snprintf(b, sizeof b, "%s/n.ckpt", g_dir);
@@ -479,7 +461,7 @@ static void test_flags_resume(void **state)
     assert_true(same_file(a, b));
     snprintf(a, sizeof a, "%s/u.ckpt.state", g_dir);
     snprintf(b, sizeof b, "%s/r.ckpt.state", g_dir);
-    assert_true(same_state(a, b));
+    assert_true(tm_same_state(a, b));
     snprintf(a, sizeof a, "%s/u.ckpt", g_dir);
     assert_int_equal(tfs_run("head -n 1 %s/u.ckpt.csv | grep -q ',val_rollout$'", g_dir), 0);
     assert_int_equal(tfs_run("awk -F, 'NR == 2 && $7 != \"\"' %s/u.ckpt.csv | grep -q .", g_dir), 0);

@@ -41,21 +41,10 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Run nbody-gen with args; returns its exit status; stderr into *err if given. */
+/* Run nbody-gen with args; its exit status; stderr into err (errlen bytes) if given. */
 static int gen(const char *args, char *err, size_t errlen)
 {
-    char cmd[2048], errfile[300];
-    snprintf(errfile, sizeof errfile, "%s/stderr.txt", root);
-    snprintf(cmd, sizeof cmd, GEN " %s >/dev/null 2>'%s'", args, errfile);
-    int st = system(cmd);
-    if (err) {
-        FILE *f = fopen(errfile, "r");
-        size_t n = f ? fread(err, 1, errlen - 1, f) : 0;
-        err[n] = '\0';
-        if (f)
-            fclose(f);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    return tfs_run_err(root, GEN, args, err, errlen);
 }
 
 static int count_files(const char *dir)
@@ -91,7 +80,10 @@ static int leftovers(const char *base)
     int n = 0;
     struct dirent *e;
     while ((e = readdir(d)))
-        n += !strncmp(e->d_name, pre, strlen(pre));
+        if (!strncmp(e->d_name, pre, strlen(pre))) {
+            print_message("left behind: %s/%s\n", root, e->d_name);
+            n++;
+        }
     closedir(d);
     return n;
 }

@@ -53,18 +53,7 @@ static int teardown(void **state)
 /* Run nbody-gen with args; its exit status; stderr into err (errlen bytes) if given. */
 static int gen(const char *args, char *err, size_t errlen)
 {
-    char cmd[4096], errfile[300];
-    snprintf(errfile, sizeof errfile, "%s/stderr.txt", root);
-    snprintf(cmd, sizeof cmd, GEN " %s >/dev/null 2>'%s'", args, errfile);
-    int st = system(cmd);
-    if (err) {
-        FILE *f = fopen(errfile, "r");
-        size_t n = f ? fread(err, 1, errlen - 1, f) : 0;
-        err[n] = '\0';
-        if (f)
-            fclose(f);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    return tfs_run_err(root, GEN, args, err, errlen);
 }
 
 static const char *const splits[3] = {"train", "valid", "test"};

@@ -169,4 +169,23 @@ static inline int tfs_run(const char *fmt, ...)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 }
 
+/* Run "{prog} {args}" with its output discarded and its standard error captured in
+ * {dir}/stderr.txt, then copied into err (errlen bytes, NUL-terminated) when err is not NULL.
+ * Its exit status as tfs_run's (-1 when the command line does not fit). */
+static inline int tfs_run_err(const char *dir, const char *prog, const char *args, char *err,
+                              size_t errlen)
+{
+    char errfile[4200];
+    snprintf(errfile, sizeof errfile, "%s/stderr.txt", dir);
+    int st = tfs_run("%s %s >/dev/null 2>'%s'", prog, args, errfile);
+    if (err && errlen > 0) {
+        FILE *f = fopen(errfile, "r");
+        size_t n = f ? fread(err, 1, errlen - 1, f) : 0;
+        err[n] = '\0';
+        if (f)
+            fclose(f);
+    }
+    return st;
+}
+
 #endif

@@ -263,12 +263,15 @@ int sim_folder_lock(struct sim_folder *f, const char *path, char err[SIM_ERRLEN]
     if (make_dirs(f->parent) != 0 || access(f->parent, W_OK) != 0)
         return sim_fail_path(err, SIM_EIO, f->parent, "cannot write in this folder: %s",
                              strerror(errno));
+    /* with the signals held: the lock file exists from its open() on, and a signal before
+     * lock_fd is set would leave it behind (the handler only removes a lock it holds) */
+    sim_signals_hold();
     int st2 = take_lock(f, err);
+    if (st2 == SIM_OK)
+        clean_stale(f);
+    sim_signals_release();
     if (st2 != SIM_OK)
         return st2;
-    sim_signals_hold();
-    clean_stale(f);
-    sim_signals_release();
     f->existed = stat(f->path, &st) == 0 && S_ISDIR(st.st_mode);
     return SIM_OK;
 }

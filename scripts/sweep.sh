@@ -1,5 +1,7 @@
 #!/bin/sh
-# sweep.sh BIN DATA RUNS GRID [SEEDS]: a recipe sweep of nbody-train (issue 14), resumable.
+# sweep.sh [--table] BIN DATA RUNS GRID [SEEDS]: a recipe sweep of nbody-train (issue 14),
+# resumable. With --table nothing is trained: sweep.csv is rewritten from the finished runs of
+# GRID and SEEDS (e.g. every config's seed 1 and the chosen one's seeds 2 to 4).
 #   BIN    folder holding nbody-train (a copy, not the build tree)
 #   DATA   the dataset (e.g. data/small, ES(5))
 #   RUNS   folder for CONFIG-sSEED.ckpt/.csv/.state/.log and the table sweep.csv
@@ -11,6 +13,8 @@
 # epoch, the test MSE at that epoch, the training seconds and the flags. Choose by the
 # validation column only; the test column is for reporting the chosen recipe.
 set -eu
+table_only=0
+[ "${1:-}" = --table ] && { table_only=1; shift; }
 BIN=${1:?usage: sweep.sh BIN DATA RUNS GRID [SEEDS]}
 DATA=${2:?usage: sweep.sh BIN DATA RUNS GRID [SEEDS]}
 RUNS=${3:?usage: sweep.sh BIN DATA RUNS GRID [SEEDS]}
@@ -50,6 +54,7 @@ table() { # (its loop variables are its own: sh has no locals)
   mv "$tmp" "$RUNS/sweep.csv"
 }
 
+[ "$table_only" = 1 ] && { table; echo "sweep.sh: $RUNS/sweep.csv"; exit 0; }
 for c in $configs; do
   flags=$(flags_of "$c")
   for s in $SEEDS; do

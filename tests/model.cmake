@@ -24,3 +24,6 @@ add_dependencies(test_unroll nbody-train nbody-eval nbody-gen)
 # reflection-averaged training (its gradient, E(3) equivariance, the flags end to end).
 add_cmocka_test(test_recipe model)
 add_dependencies(test_recipe nbody-train nbody-eval nbody-gen)
+# scripts/sweep.sh on a tiny grid: rows, resume of a cut run, --table, refusals.
+add_test(NAME sweep_script
+         COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/sweep_script.sh ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})

@@ -601,6 +601,22 @@ int cn_rollout_run(struct cn_trainer *t, const struct cn_state *s, const struct 
                    const struct cn_split *sp, int start, int steps, long max_traj,
                    struct cn_rollout *r, cn_rollout_progress_fn progress, void *user,
                    char err[CN_ERRLEN]);
+/* The same with the energy projection (cn_project_energy) after every learned step when
+ * project_energy is 1, toward each trajectory's energy at the start frame; *skipped (may be
+ * NULL) counts the steps where it had no solution and left the velocities alone. */
+int cn_rollout_run_ex(struct cn_trainer *t, const struct cn_state *s, const struct cn_meta *meta,
+                      const struct cn_split *sp, int start, int steps, long max_traj,
+                      int project_energy, struct cn_rollout *r, long *skipped,
+                      cn_rollout_progress_fn progress, void *user, char err[CN_ERRLEN]);
+/* The energy projection: total energy (sim_kinetic_energy + sim_potential_energy of setting
+ * kind, unit masses) is conserved in all three settings (Coulomb and gravity are
+ * conservative, the Lorentz force does no work). Rescale the velocities relative to the
+ * centroid's, v_i = v_c + s (v_i - v_c) with s >= 0, so that the energy of (x, v) is e0: the
+ * total momentum stays, and the map commutes with rotations, reflections and translations.
+ * x, v node-major [n][3] floats, q [n]. Returns 1 when projected, 0 (v untouched) when no
+ * s exists: the potential energy at x and the centroid's kinetic energy already exceed e0,
+ * or the relative velocities are all zero. */
+int cn_project_energy(int kind, int n, const float *q, const float *x, float *v, double e0);
 void cn_rollout_free(struct cn_rollout *r);
 
 #endif

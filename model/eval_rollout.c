@@ -74,14 +74,15 @@ int eval_rollout(const struct eval_rollout_opts *o)
     int rc = 1;
     struct cn_trainer *t = NULL;
     struct cn_rollout r = {0};
+    long skipped = 0;
     if (d.kind != meta.sim_kind) {
         fprintf(stderr, "nbody-eval: the model was trained on the %s setting but %s holds %s data\n",
                 sim_kind_name(meta.sim_kind), o->data, sim_kind_name(d.kind));
         goto out;
     }
     if (cn_trainer_create(&s.cfg, 128, sp->n, o->threads, &t, err) != CN_OK ||
-        cn_rollout_run(t, &s, &meta, sp, o->start, o->steps, o->max_traj, &r,
-                       isatty(2) ? show_progress : NULL, NULL, err) != CN_OK) {
+        cn_rollout_run_ex(t, &s, &meta, sp, o->start, o->steps, o->max_traj, o->project_energy,
+                          &r, &skipped, isatty(2) ? show_progress : NULL, NULL, err) != CN_OK) {
         fprintf(stderr, "nbody-eval: %s\n", err);
         goto out;
     }
@@ -148,6 +149,8 @@ int eval_rollout(const struct eval_rollout_opts *o)
         json_array("worst_clofnet", r.worst_model, r.steps);
         printf(", ");
         json_array("worst_constant_velocity", r.worst_cv, r.steps);
+        if (o->project_energy)
+            printf(", \"energy_projection_skipped\": %ld", skipped);
         printf(", \"csv\": \"%s\", \"png\": \"%s\"}\n", csv, png);
     } else {
         printf("%s on %s/%s: free rollout from frame %d, %ld trajectories\n", o->model, o->data,
@@ -157,6 +160,9 @@ int eval_rollout(const struct eval_rollout_opts *o)
         for (int k = 0; k < r.steps; k++)
             printf("%8d %8.2f %14.6g %14.6g %14.4g %14.4g\n", k + 1, (k + 1) * dt_frame,
                    r.mse_model[k], r.mse_cv[k], r.drift_model[k], r.drift_truth[k]);
+        if (o->project_energy)
+            printf("energy projection: %ld of %ld steps had no solution (velocities kept)\n",
+                   skipped, (long)r.steps * r.trajectories);
         printf("wrote %s and %s\n", csv, png);
     }
     rc = 0;

@@ -8,6 +8,7 @@ struct eval_rollout_opts {
     const char *prefix; /* writes {prefix}.csv and {prefix}.png */
     int start, steps, threads, json;
     long max_traj;      /* trajectories rolled out, <= 0: all */
+    int project_energy; /* 1: cn_project_energy after every learned step */
 };
 
 /* Run, print and write the files; returns the process exit status. */

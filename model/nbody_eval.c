@@ -39,6 +39,9 @@ static void usage(FILE *f)
             "  --start F        dataset frame to start from [0]\n"
             "  --max-traj N     trajectories rolled out, 0 = the whole split [0]\n"
             "  --plot PREFIX    writes PREFIX.csv and PREFIX.png [rollout]\n"
+            "  --project-energy after every learned step, rescale the velocities relative to\n"
+            "                   the centroid's so that the total energy is the start frame's\n"
+            "                   (energy is conserved in all three settings)\n"
             "  With --json: {\"clofnet\": [...], \"constant_velocity\": [...], ...}\n"
             "  --help           this text\n");
 }
@@ -129,7 +132,7 @@ int main(int argc, char **argv)
     const char *model = NULL, *data = NULL, *split = "test";
     int json = 0, threads = 1, reflect = 0;
     long max_samples = 0, max_traj = 0;
-    int rollout = 0, start = 0;
+    int rollout = 0, start = 0, project_energy = 0;
     const char *plot = "rollout", *predictions = NULL;
     static const struct option lo[] = {
         {"rollout", required_argument, 0, 'R'}, {"start", required_argument, 0, 'S'},
@@ -138,6 +141,7 @@ int main(int argc, char **argv)
         {"split", required_argument, 0, 's'}, {"json", no_argument, 0, 'J'},
         {"threads", required_argument, 0, 'j'}, {"max-samples", required_argument, 0, 'n'},
         {"predictions", required_argument, 0, 'p'}, {"reflect-average", no_argument, 0, 'F'},
+        {"project-energy", no_argument, 0, 'E'},
         {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -154,6 +158,7 @@ int main(int argc, char **argv)
         case 'P': plot = optarg; break;
         case 'p': predictions = optarg; break;
         case 'F': reflect = 1; break;
+        case 'E': project_energy = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -179,6 +184,10 @@ int main(int argc, char **argv)
                 "--rollout\n");
         return 2;
     }
+    if (project_energy && !rollout) {
+        fprintf(stderr, "nbody-eval: --project-energy acts on rollouts: give --rollout K\n");
+        return 2;
+    }
     if (rollout && predictions) {
         fprintf(stderr, "nbody-eval: --predictions is for the position task, not --rollout\n");
         return 2;
@@ -186,7 +195,8 @@ int main(int argc, char **argv)
     if (rollout) {
         struct eval_rollout_opts ro = {.model = model, .data = data, .split = split,
                                        .prefix = plot, .start = start, .steps = rollout,
-                                       .threads = threads, .json = json, .max_traj = max_traj};
+                                       .threads = threads, .json = json, .max_traj = max_traj,
+                                       .project_energy = project_energy};
         return eval_rollout(&ro);
     }
     char err[CN_ERRLEN];

@@ -47,12 +47,57 @@ static double median(double *a, int n)
     return sim_quantile(a, n, 0.5);
 }
 
+/* The energy projection (see clofnet.h). */
+int cn_project_energy(int kind, int n, const float *q, const float *x, float *v, double e0)
+{
+    if (n < 1 || n > 100000)
+        return 0;
+    double *buf = malloc(sizeof(double) * 7 * (size_t)n);
+    if (!buf)
+        return 0;
+    double *xa = buf, *qa = buf + 6 * n;
+    for (int i = 0; i < n; i++)
+        qa[i] = q[i];
+    sim_node_to_axis(n, x, xa);
+    const double pe = sim_potential_energy(kind, n, xa, qa);
+    free(buf);
+    double vc[3] = {0, 0, 0}, rel = 0;
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++)
+            vc[c] += (double)v[3 * i + c] / n;
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++) {
+            const double u = (double)v[3 * i + c] - vc[c];
+            rel += 0.5 * u * u;
+        }
+    const double kc = 0.5 * n * (vc[0] * vc[0] + vc[1] * vc[1] + vc[2] * vc[2]);
+    const double want = e0 - pe - kc;
+    if (!(want > 0) || !(rel > 0) || !isfinite(want))
+        return 0;
+    const double sc = sqrt(want / rel);
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++)
+            v[3 * i + c] = (float)(vc[c] + sc * ((double)v[3 * i + c] - vc[c]));
+    return 1;
+}
+
 int cn_rollout_run(struct cn_trainer *t, const struct cn_state *s, const struct cn_meta *meta,
                    const struct cn_split *sp, int start, int steps, long max_traj,
                    struct cn_rollout *r, cn_rollout_progress_fn progress, void *user,
                    char err[CN_ERRLEN])
 {
+    return cn_rollout_run_ex(t, s, meta, sp, start, steps, max_traj, 0, r, NULL, progress, user,
+                             err);
+}
+
+int cn_rollout_run_ex(struct cn_trainer *t, const struct cn_state *s, const struct cn_meta *meta,
+                      const struct cn_split *sp, int start, int steps, long max_traj,
+                      int project_energy, struct cn_rollout *r, long *skipped,
+                      cn_rollout_progress_fn progress, void *user, char err[CN_ERRLEN])
+{
     memset(r, 0, sizeof *r);
+    if (skipped)
+        *skipped = 0;
     if (s->cfg.task != CN_TASK_STEP) {
         snprintf(err, CN_ERRLEN, "rollouts need a step model (nbody-train --task step); this "
                                  "checkpoint predicts frame 40 from frame 30");
@@ -115,6 +160,11 @@ int cn_rollout_run(struct cn_trainer *t, const struct cn_state *s, const struct 
                 break;
             memcpy(x, xo, sizeof(float) * g * nb);
             memcpy(v, vo, sizeof(float) * g * nb);
+            if (project_energy)
+                for (int b = 0; b < g; b++)
+                    if (!cn_project_energy(kind, n, q + (size_t)b * n, x + b * nb, v + b * nb,
+                                           e0[b]) && skipped)
+                        (*skipped)++;
             for (int b = 0; b < g; b++) {
                 const int traj = g0 + b;
                 const float *truth = sp->loc + ((size_t)traj * sp->frames + start + k + 1) * nb;

@@ -598,6 +598,75 @@ static void test_reflection_average(void **state)
                              "> /dev/null 2>&1", g_dir, g_dir), 0);
 }
 
+/* The energy projection: the total energy becomes e0 (float rounding of O(1) velocities, the
+ * energies summed in double: ~1e-6 relative), the total momentum stays (~1e-6), it commutes
+ * with a rotation + reflection, and it leaves v alone when no rescaling can reach e0. */
+#define ENERGY_PROJ_TOL 1e-5
+static void test_energy_projection(void **state)
+{
+    (void)state;
+    sim_rng_seed(&g_rng, 97);
+    const int n = 5;
+    for (int kind = 0; kind < 3; kind++) {
+        float x[15], v[15], q[5], xr[15], vr[15];
+        for (int k = 0; k < 15; k++) {
+            x[k] = (float)(2 * sim_rng_randn(&g_rng));
+            v[k] = (float)(0.5 * sim_rng_randn(&g_rng));
+        }
+        for (int i = 0; i < n; i++)
+            q[i] = i % 2 ? 1.0f : -1.0f;
+        double xa[15], va[15], qa[5], p0[3], p1[3];
+        for (int i = 0; i < n; i++)
+            qa[i] = q[i];
+        sim_node_to_axis(n, v, va);
+        sim_momentum(n, va, p0);
+        sim_node_to_axis(n, x, xa);
+        const double pe = sim_potential_energy(kind, n, xa, qa);
+        const double e0 = pe + 2.0 * sim_kinetic_energy(n, va); /* reachable: more kinetic energy */
+        /* a rotation about z by 0.7 with a mirror z -> -z (an orthogonal map); the static
+         * setting's gravity along z is kept by it, the dynamic setting's B is not (skip) */
+        const double c = cos(0.7), sn = sin(0.7);
+        for (int i = 0; i < n; i++) {
+            const float *a = x + 3 * i, *b = v + 3 * i;
+            xr[3 * i] = (float)(c * a[0] - sn * a[1]);
+            xr[3 * i + 1] = (float)(sn * a[0] + c * a[1]);
+            xr[3 * i + 2] = kind == SIM_STATIC ? a[2] : -a[2];
+            vr[3 * i] = (float)(c * b[0] - sn * b[1]);
+            vr[3 * i + 1] = (float)(sn * b[0] + c * b[1]);
+            vr[3 * i + 2] = kind == SIM_STATIC ? b[2] : -b[2];
+        }
+        assert_int_equal(cn_project_energy(kind, n, q, x, v, e0), 1);
+        sim_node_to_axis(n, v, va);
+        sim_momentum(n, va, p1);
+        const double e1 = pe + sim_kinetic_energy(n, va);
+        print_message("kind %d: energy %.9g after projection to %.9g\n", kind, e1, e0);
+        assert_true(fabs(e1 - e0) <= ENERGY_PROJ_TOL * fabs(e0));
+        for (int k = 0; k < 3; k++)
+            assert_true(fabs(p1[k] - p0[k]) <= ENERGY_PROJ_TOL);
+        if (kind != SIM_DYNAMIC) {
+            assert_int_equal(cn_project_energy(kind, n, q, xr, vr, e0), 1);
+            for (int i = 0; i < n; i++) { /* the rotated projection is the projection rotated */
+                const float *b = v + 3 * i;
+                const double want[3] = {c * b[0] - sn * b[1], sn * b[0] + c * b[1],
+                                        kind == SIM_STATIC ? b[2] : -b[2]};
+                for (int k = 0; k < 3; k++)
+                    assert_true(fabs(vr[3 * i + k] - want[k]) <= ENERGY_PROJ_TOL);
+            }
+        }
+        /* unreachable: below the potential energy, nothing changes */
+        float keep[15];
+        memcpy(keep, v, sizeof keep);
+        assert_int_equal(cn_project_energy(kind, n, q, x, v, pe - 1.0), 0);
+        assert_memory_equal(v, keep, sizeof keep);
+    }
+    /* the program: a rollout holds the energy, and the flag needs --rollout */
+    assert_int_equal(tfs_run(EVAL " --model %s/u.ckpt --data %s/c5 --rollout 5 --project-energy --json "
+                             "--plot %s/pe > %s/pe.json", g_dir, g_dir, g_dir, g_dir), 0);
+    assert_int_equal(tfs_run("grep -q 'energy_projection_skipped' %s/pe.json", g_dir), 0);
+    assert_int_not_equal(tfs_run(EVAL " --model %s/u.ckpt --data %s/c5 --project-energy > /dev/null 2>&1",
+                                 g_dir, g_dir), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -608,6 +677,7 @@ int main(void)
         cmocka_unit_test(test_flags_resume),
         cmocka_unit_test(test_egnn_step_and_refusals),
         cmocka_unit_test(test_reflection_average),
+        cmocka_unit_test(test_energy_projection),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -485,7 +485,8 @@ static void test_flags_resume(void **state)
     for (int k = 0; k < 3; k++)
         assert_true(fabs(p1[k] - p0[k]) < MOMENTUM_TOL);
     cn_model_free(m);
-    assert_int_equal(tfs_run(EVAL " --model %s --data %s/c5 --rollout 5 > /dev/null", a, g_dir), 0);
+    assert_int_equal(tfs_run(EVAL " --model %s --data %s/c5 --rollout 5 --plot %s/ro > /dev/null", a,
+                             g_dir, g_dir), 0);
 }
 
 /* An EGNN integrator trains and rolls out; the flags' misuse is refused with a message. */
@@ -494,8 +495,8 @@ static void test_egnn_step_and_refusals(void **state)
     (void)state;
     assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/e.ckpt --arch egnn " STEP_ARGS " > /dev/null",
                          g_dir, g_dir), 0);
-    assert_int_equal(tfs_run(EVAL " --model %s/e.ckpt --data %s/c5 --rollout 5 > /dev/null", g_dir,
-                         g_dir), 0);
+    assert_int_equal(tfs_run(EVAL " --model %s/e.ckpt --data %s/c5 --rollout 5 --plot %s/ro > /dev/null",
+                             g_dir, g_dir, g_dir), 0);
     const struct {
         const char *args, *msg;
     } bad[] = {

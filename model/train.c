@@ -221,7 +221,7 @@ static int record_unpack(struct record *r, const void *blob, size_t len)
     struct rbuf b = {blob, len, 0, 0};
     memset(r, 0, sizeof *r);
     const long version = r_i(&b);
-    if (version != 2 && version != BLOB_VERSION)
+    if (version < 2 || version > BLOB_VERSION)
         return CN_EFORMAT;
     const size_t hist_bytes = version >= 4 ? 64 : version >= 3 ? 56 : 48; /* per entry */
     struct cn_train_opts *o = &r->o;

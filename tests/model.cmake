@@ -27,3 +27,4 @@ add_dependencies(test_recipe nbody-train nbody-eval nbody-gen)
 # scripts/sweep.sh on a tiny grid: rows, resume of a cut run, --table, refusals.
 add_test(NAME sweep_script
          COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/sweep_script.sh ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
+target_compile_definitions(test_recipe PRIVATE TEST_DATA_DIR="${CMAKE_CURRENT_SOURCE_DIR}/data")

@@ -544,6 +544,23 @@ static void test_refusals(void **state)
     }
 }
 
+/* A training state of the previous resume-record version (3, written by the build before
+ * this one: tests/data/resume_v3.ckpt.state, after epoch 0 of 3 on the dataset regenerated
+ * here) resumes to the parameters, moments and step count that build reached uninterrupted
+ * (tests/data/resume_v3_final.ckpt.state). */
+static void test_resume_older_record(void **state)
+{
+    (void)state;
+    assert_int_equal(tfs_run(GEN " --out %s/v3d --train 32 --valid 8 --test 8 --seed 5 > /dev/null 2>&1",
+                             g_dir), 0);
+    assert_int_equal(tfs_run("cp " TEST_DATA_DIR "/resume_v3.ckpt.state %s/v3.ckpt.state", g_dir), 0);
+    assert_int_equal(tfs_run(TRAIN " --data %s/v3d --out %s/v3.ckpt --resume --quiet > /dev/null", g_dir,
+                             g_dir), 0);
+    char got[512];
+    snprintf(got, sizeof got, "%s/v3.ckpt.state", g_dir);
+    assert_true(tm_same_state(TEST_DATA_DIR "/resume_v3_final.ckpt.state", got));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -554,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_schedule_flags),
         cmocka_unit_test(test_avg_program_and_resume),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_resume_older_record),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

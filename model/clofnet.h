@@ -613,10 +613,12 @@ int cn_rollout_run_ex(struct cn_trainer *t, const struct cn_state *s, const stru
  * conservative, the Lorentz force does no work). Rescale the velocities relative to the
  * centroid's, v_i = v_c + s (v_i - v_c) with s >= 0, so that the energy of (x, v) is e0: the
  * total momentum stays, and the map commutes with rotations, reflections and translations.
- * x, v node-major [n][3] floats, q [n]. Returns 1 when projected, 0 (v untouched) when no
- * s exists: the potential energy at x and the centroid's kinetic energy already exceed e0,
- * or the relative velocities are all zero. */
-int cn_project_energy(int kind, int n, const float *q, const float *x, float *v, double e0);
+ * x, v node-major [n][3] floats, q [n], scratch 7 n doubles (no allocation: it runs after
+ * every step of every rollout). Returns 1 when projected, 0 (v untouched) when no s exists:
+ * the potential energy at x and the centroid's kinetic energy already exceed e0, or the
+ * relative velocities are all zero. */
+int cn_project_energy(int kind, int n, const float *q, const float *x, float *v, double e0,
+                      double *scratch);
 void cn_rollout_free(struct cn_rollout *r);
 
 #endif

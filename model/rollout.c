@@ -48,19 +48,16 @@ static double median(double *a, int n)
 }
 
 /* The energy projection (see clofnet.h). */
-int cn_project_energy(int kind, int n, const float *q, const float *x, float *v, double e0)
+int cn_project_energy(int kind, int n, const float *q, const float *x, float *v, double e0,
+                      double *scratch)
 {
-    if (n < 1 || n > 100000)
+    if (n < 1)
         return 0;
-    double *buf = malloc(sizeof(double) * 7 * (size_t)n);
-    if (!buf)
-        return 0;
-    double *xa = buf, *qa = buf + 6 * n;
+    double *xa = scratch, *qa = scratch + 6 * n;
     for (int i = 0; i < n; i++)
         qa[i] = q[i];
     sim_node_to_axis(n, x, xa);
     const double pe = sim_potential_energy(kind, n, xa, qa);
-    free(buf);
     double vc[3] = {0, 0, 0}, rel = 0;
     for (int i = 0; i < n; i++)
         for (int c = 0; c < 3; c++)
@@ -163,7 +160,7 @@ int cn_rollout_run_ex(struct cn_trainer *t, const struct cn_state *s, const stru
             if (project_energy)
                 for (int b = 0; b < g; b++)
                     if (!cn_project_energy(kind, n, q + (size_t)b * n, x + b * nb, v + b * nb,
-                                           e0[b]) && skipped)
+                                           e0[b], buf) && skipped)
                         (*skipped)++;
             for (int b = 0; b < g; b++) {
                 const int traj = g0 + b;

@@ -610,6 +610,7 @@ static void test_energy_projection(void **state)
     const int n = 5;
     for (int kind = 0; kind < 3; kind++) {
         float x[15], v[15], q[5], xr[15], vr[15];
+        double scr[35]; /* 7 n */
         for (int k = 0; k < 15; k++) {
             x[k] = (float)(2 * sim_rng_randn(&g_rng));
             v[k] = (float)(0.5 * sim_rng_randn(&g_rng));
@@ -636,7 +637,7 @@ static void test_energy_projection(void **state)
             vr[3 * i + 1] = (float)(sn * b[0] + c * b[1]);
             vr[3 * i + 2] = kind == SIM_STATIC ? b[2] : -b[2];
         }
-        assert_int_equal(cn_project_energy(kind, n, q, x, v, e0), 1);
+        assert_int_equal(cn_project_energy(kind, n, q, x, v, e0, scr), 1);
         sim_node_to_axis(n, v, va);
         sim_momentum(n, va, p1);
         const double e1 = pe + sim_kinetic_energy(n, va);
@@ -645,7 +646,7 @@ static void test_energy_projection(void **state)
         for (int k = 0; k < 3; k++)
             assert_true(fabs(p1[k] - p0[k]) <= ENERGY_PROJ_TOL);
         if (kind != SIM_DYNAMIC) {
-            assert_int_equal(cn_project_energy(kind, n, q, xr, vr, e0), 1);
+            assert_int_equal(cn_project_energy(kind, n, q, xr, vr, e0, scr), 1);
             for (int i = 0; i < n; i++) { /* the rotated projection is the projection rotated */
                 const float *b = v + 3 * i;
                 const double want[3] = {c * b[0] - sn * b[1], sn * b[0] + c * b[1],
@@ -657,7 +658,7 @@ static void test_energy_projection(void **state)
         /* unreachable: below the potential energy, nothing changes */
         float keep[15];
         memcpy(keep, v, sizeof keep);
-        assert_int_equal(cn_project_energy(kind, n, q, x, v, pe - 1.0), 0);
+        assert_int_equal(cn_project_energy(kind, n, q, x, v, pe - 1.0, scr), 0);
         assert_memory_equal(v, keep, sizeof keep);
     }
     /* the program: a rollout holds the energy, and the flag needs --rollout */

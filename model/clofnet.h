@@ -68,12 +68,16 @@ struct cn_config {
     double field[3]; /* The field the model was trained with (used by cn_integrator_step). */
     int arch;        /* enum cn_arch. Default CN_ARCH_CLOFNET. EGNN: POSITION task, node_in 1,
                         no field. */
-    int momentum;    /* STEP: 1 = the outputs are projected per graph so that the centroid moves
-                        as the physics says it must (model/nn_project.h): total momentum kept
-                        (charged) or changed by exactly g times the elapsed time (static).
+    int momentum;    /* STEP: 1 = the outputs are projected per graph so that the total momentum
+                        changes as the physics says it must (model/nn_project.h): kept (charged),
+                        changed by exactly g times the elapsed time (static), or by the
+                        magnetic impulse the step's own displacement implies (dynamic).
                         Default 0. Set with cn_config_set_momentum. */
-    double proj_tau, proj_dx[3], proj_dv[3]; /* the projection's constants: H dt, the centroid's
+    double proj_tau, proj_dx[3], proj_dv[3]; /* centroid mode: H dt, the centroid's
                         displacement and velocity change from the uniform acceleration */
+    int proj_lorentz; /* 1: Lorentz mode (dynamic), with the field proj_b and the simulation
+                        step proj_h; 0: centroid mode */
+    double proj_b[3], proj_h;
     int reflect_avg; /* 1: the model is the reflection average (f(x) + R f(R x)) / 2, R the
                         mirror x -> -x, in training and at every prediction (cn_trainer_predict,
                         cn_integrator_step): exactly E(3)-equivariant for ClofNet. No field (a
@@ -83,8 +87,8 @@ struct cn_config {
 /* Defaults for a task: H 64, 4 layers; POSITION node_in 1, STEP node_in 2; no field. */
 void cn_config_default(struct cn_config *c, int task);
 /* Turn the momentum projection on (on = 1) or off for a STEP config of a setting (enum sim_kind)
- * whose model step is `steps` simulation steps: CN_EARG with a message for the dynamic
- * setting, where the Lorentz force changes the total momentum by a sum over the path. */
+ * whose model step is `steps` simulation steps (centroid mode for charged and static, Lorentz
+ * mode for dynamic); CN_EARG with a message for a position model or steps < 1. */
 int cn_config_set_momentum(struct cn_config *c, int on, int sim_kind, int steps,
                            char err[CN_ERRLEN]);
 /* Check a config; CN_EARG with a message when a field is out of range. */

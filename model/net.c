@@ -100,8 +100,10 @@ int cn_config_set_momentum(struct cn_config *c, int on, int sim_kind, int steps,
 {
     c->momentum = 0;
     c->proj_tau = 0;
+    c->proj_lorentz = 0;
+    c->proj_h = 0;
     for (int k = 0; k < 3; k++)
-        c->proj_dx[k] = c->proj_dv[k] = 0;
+        c->proj_dx[k] = c->proj_dv[k] = c->proj_b[k] = 0;
     if (!on)
         return CN_OK;
     if (c->task != CN_TASK_STEP)
@@ -110,13 +112,18 @@ int cn_config_set_momentum(struct cn_config *c, int on, int sim_kind, int steps,
         return cn_fail(err, CN_EARG, "the momentum projection needs >= 1 simulation step per "
                        "model step (got %d)", steps);
     double a[3] = {0, 0, 0};
+    if (sim_kind == SIM_DYNAMIC) {
+        c->momentum = 1;
+        c->proj_lorentz = 1;
+        c->proj_h = SIM_DT;
+        for (int k = 0; k < 3; k++)
+            c->proj_b[k] = SIM_BFIELD;
+        return CN_OK;
+    }
     if (sim_kind == SIM_STATIC)
         a[2] = SIM_GRAVITY;
     else if (sim_kind != SIM_CHARGED)
-        return cn_fail(err, CN_EARG, "the momentum projection is exact only where the centroid "
-                       "moves freely (charged) or under a uniform field (static); in the %s "
-                       "setting the Lorentz force changes the total momentum",
-                       sim_kind_name(sim_kind));
+        return cn_fail(err, CN_EARG, "no momentum projection for setting %d", sim_kind);
     const double H = steps;
     c->momentum = 1;
     c->proj_tau = H * SIM_DT;
@@ -154,6 +161,13 @@ int cn_config_check(const struct cn_config *c, char err[CN_ERRLEN])
         return cn_fail(err, CN_EARG, "momentum %d must be 0 or 1", c->momentum);
     if (c->momentum && c->task != CN_TASK_STEP)
         return cn_fail(err, CN_EARG, "the momentum projection is for step models only");
+    if (c->proj_lorentz != 0 && c->proj_lorentz != 1)
+        return cn_fail(err, CN_EARG, "proj_lorentz %d must be 0 or 1", c->proj_lorentz);
+    if (c->proj_lorentz && !(c->proj_h > 0 && isfinite(c->proj_h)))
+        return cn_fail(err, CN_EARG, "the Lorentz projection's step is not finite and > 0");
+    for (int k = 0; k < 3; k++)
+        if (!isfinite(c->proj_b[k]))
+            return cn_fail(err, CN_EARG, "the Lorentz projection's field is not finite");
     if (!isfinite(c->proj_tau) || !(c->proj_tau >= 0))
         return cn_fail(err, CN_EARG, "momentum projection time is not finite and >= 0");
     for (int k = 0; k < 3; k++)

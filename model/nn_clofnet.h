@@ -240,7 +240,7 @@ int SUF(cn_forward_impl)(struct cn_ws *ws, const REAL *P, int G, const REAL *x, 
     if (step)
         memcpy(v_out, w->vacc, sizeof(REAL) * 3 * N);
     if (step && c->momentum)
-        SUF(project_forward)(G, n, c->proj_tau, c->proj_dx, c->proj_dv, x, v, x_out, v_out);
+        SUF(project_forward)(c, G, n, x, v, q, x_out, v_out);
     return CN_OK;
 }
 
@@ -295,7 +295,7 @@ int SUF(cn_backward_impl)(struct cn_ws *ws, const REAL *P, const REAL *dx_out,
     SUF(net_views)(c, &ws->lay, Gr, &g);
     const int proj = step && c->momentum;
     if (proj) { /* from here on the gradients of the raw outputs */
-        SUF(project_backward)(G, n, c->proj_tau, dx_out, dv_out, w->dxp, w->dvp, w->pgx, w->pgv);
+        SUF(project_backward)(c, G, n, w->q, dx_out, dv_out, w->dxp, w->dvp, w->pgx, w->pgv);
         dx_out = w->dxp;
         dv_out = w->dvp;
     }
@@ -321,6 +321,6 @@ int SUF(cn_backward_impl)(struct cn_ws *ws, const REAL *P, const REAL *dx_out,
         for (int k = 0; k < 3 * N; k++)
             dv_in[k] = w->dV[k] + (step ? dv_out[k] : 0);
     if (proj)
-        SUF(project_inputs_backward)(G, n, w->pgx, w->pgv, dx_in, dv_in);
+        SUF(project_inputs_backward)(c, G, n, w->q, w->pgx, w->pgv, dx_in, dv_in);
     return CN_OK;
 }

@@ -487,10 +487,6 @@ static int check_opts(const struct cn_train_opts *o, const struct cn_data *d, ch
         return cn_fail(err, CN_EARG, "momentum must be 0 or 1");
     if (o->momentum && !step)
         return cn_fail(err, CN_EARG, "--project-momentum is for step models (--task step)");
-    if (o->momentum && d->kind == SIM_DYNAMIC)
-        return cn_fail(err, CN_EARG, "--project-momentum: in the dynamic setting the Lorentz "
-                       "force changes the total momentum, so there is no exact law to project on "
-                       "(charged and static only)");
     if (o->val_rollout < 0)
         return cn_fail(err, CN_EARG, "rollout validation trajectories must be >= 0");
     if (o->val_rollout > 0 && !step)

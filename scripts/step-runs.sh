@@ -11,9 +11,10 @@
 #         roll      + selection by free rollouts of 200 validation trajectories
 #         noise     + input noise 0.003 on positions and velocities
 #         unroll    + 4 chained steps (BPTT), one more every 10 epochs
-#         mom       + the momentum projection (charged and static)
-#         unmom     unroll + mom (no noise, no rollout selection; unroll alone on dynamic)
-#         all       every ingredient (without mom on dynamic)
+#         mom       + the momentum projection (centroid mode on charged and static, Lorentz
+#                   mode on dynamic: model/nn_project.h)
+#         unmom     unroll + mom (no noise, no rollout selection)
+#         all       every ingredient
 # Every run is one thread; a finished run (history at its last epoch) is only re-evaluated
 # when its rollout file is missing.
 set -eu
@@ -40,13 +41,12 @@ for name in "$@"; do
     *) echo "step-runs.sh: unknown setting in $name" >&2; exit 2 ;;
   esac
   mom="--project-momentum"
-  [ "$setting" = dynamic ] && mom=""
   case $arm in
     base) extra="" ;;
     roll) extra="$ROLL" ;;
     noise) extra="$NOISE" ;;
     unroll) extra="$UNROLL" ;;
-    mom) [ -n "$mom" ] || { echo "step-runs.sh: no projection for $setting" >&2; exit 2; }; extra="$mom" ;;
+    mom) extra="$mom" ;;
     all) extra="$ROLL $NOISE $UNROLL $mom" ;;
     unmom) extra="$UNROLL $mom" ;;
     *) echo "step-runs.sh: unknown arm in $name" >&2; exit 2 ;;

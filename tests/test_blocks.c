@@ -734,28 +734,48 @@ static void test_radial(void **state)
 /* ------------------------------------------------ the momentum projection */
 
 static struct {
-    double *x, *v, *xo, *vo, *px, *pv, *wx, *wv, *dx, *dv, *dxo, *dvo, *gx, *gv, *dxr, *dvr;
-    double sx[3], sv[3], tau;
+    double *x, *v, *q, *xo, *vo, *px, *pv, *wx, *wv, *dx, *dv, *dxo, *dvo, *gx, *gv;
+    struct cn_config c;
 } pj;
 /* A linear functional of the projected outputs of G graphs. */
 static double project_loss(void)
 {
     memcpy(pj.px, pj.xo, sizeof(double) * 3 * N);
     memcpy(pj.pv, pj.vo, sizeof(double) * 3 * N);
-    project_forward_d(G, NB, pj.tau, pj.sx, pj.sv, pj.x, pj.v, pj.px, pj.pv);
+    project_forward_d(&pj.c, G, NB, pj.x, pj.v, pj.q, pj.px, pj.pv);
     return dotn(3 * N, pj.wx, pj.px) + dotn(3 * N, pj.wv, pj.pv);
 }
 static void project_grad(void)
 {
     project_loss();
-    project_backward_d(G, NB, pj.tau, pj.wx, pj.wv, pj.dxo, pj.dvo, pj.gx, pj.gv);
-    for (int g = 0; g < G; g++)
-        for (int i = 0; i < NB; i++)
-            for (int k = 0; k < 3; k++) {
-                pj.dx[3 * (g * NB + i) + k] = pj.gx[3 * g + k];
-                pj.dv[3 * (g * NB + i) + k] = pj.gv[3 * g + k];
-            }
+    project_backward_d(&pj.c, G, NB, pj.q, pj.wx, pj.wv, pj.dxo, pj.dvo, pj.gx, pj.gv);
+    memset(pj.dx, 0, sizeof(double) * 3 * N);
+    memset(pj.dv, 0, sizeof(double) * 3 * N);
+    project_inputs_backward_d(&pj.c, G, NB, pj.q, pj.gx, pj.gv, pj.dx, pj.dv);
 }
+/* The Lorentz law of nn_project.h for graph g of (x, v) -> (x', v'): the largest component of
+ * sum v' + h sum q v' x B - sum v - sum q (x' - x + h v) x B. */
+static double lorentz_residual(const struct cn_config *c, int n, const double *q,
+                               const double *x, const double *v, const double *x1,
+                               const double *v1)
+{
+    double r[3] = {0, 0, 0};
+    const double *B = c->proj_b, h = c->proj_h;
+    for (int i = 0; i < n; i++) {
+        double a[3], b[3];
+        for (int k = 0; k < 3; k++) {
+            r[k] += v1[3 * i + k] - v[3 * i + k];
+            a[k] = q[i] * (h * v1[3 * i + k]);
+            b[k] = q[i] * (x1[3 * i + k] - x[3 * i + k] + h * v[3 * i + k]);
+        }
+        r[0] += a[1] * B[2] - a[2] * B[1] - (b[1] * B[2] - b[2] * B[1]);
+        r[1] += a[2] * B[0] - a[0] * B[2] - (b[2] * B[0] - b[0] * B[2]);
+        r[2] += a[0] * B[1] - a[1] * B[0] - (b[0] * B[1] - b[1] * B[0]);
+    }
+    return fmax(fabs(r[0]), fmax(fabs(r[1]), fabs(r[2])));
+}
+/* The projection in both modes: finite differences through every input, and the law it is for.
+ * The Lorentz case uses h = 0.05 and |B| ~ 1 so that its h terms are far above the FD noise. */
 static void test_momentum_projection(void **state)
 {
     (void)state;
@@ -763,30 +783,60 @@ static void test_momentum_projection(void **state)
     pj.px = zeros(3 * N); pj.pv = zeros(3 * N); pj.wx = rnd(3 * N, 1); pj.wv = rnd(3 * N, 1);
     pj.dx = zeros(3 * N); pj.dv = zeros(3 * N); pj.dxo = zeros(3 * N); pj.dvo = zeros(3 * N);
     pj.gx = zeros(3 * G); pj.gv = zeros(3 * G);
-    pj.tau = 0.1;
-    for (int k = 0; k < 3; k++) {
-        pj.sx[k] = 0.01 * (k + 1);
-        pj.sv[k] = -0.02 * (k + 1);
-    }
-    struct blk b = {"momentum projection", 4,
-                    {{"x", pj.x, pj.dx, 3 * N}, {"v", pj.v, pj.dv, 3 * N},
-                     {"raw x out", pj.xo, pj.dxo, 3 * N}, {"raw v out", pj.vo, pj.dvo, 3 * N}},
-                    project_loss, project_grad};
-    fd_check(&b);
-    /* what it is for: every graph's centroid moves exactly as prescribed */
-    project_loss();
-    for (int g = 0; g < G; g++)
-        for (int k = 0; k < 3; k++) {
-            double mx = 0, mv = 0, mpx = 0, mpv = 0;
-            for (int i = 0; i < NB; i++) {
-                const int j = 3 * (g * NB + i) + k;
-                mx += pj.x[j] / NB; mv += pj.v[j] / NB; mpx += pj.px[j] / NB; mpv += pj.pv[j] / NB;
+    pj.q = zeros(N);
+    /* charges that do not sum to zero in graph 0 (Q = 2) and do in graph 1 */
+    const double qs[N] = {1, 1, -1, 1, -1, 1, -1, 1};
+    memcpy(pj.q, qs, sizeof(qs));
+    for (int mode = 0; mode < 2; mode++) {
+        memset(&pj.c, 0, sizeof(pj.c));
+        pj.c.momentum = 1;
+        if (mode == 0) {
+            pj.c.proj_tau = 0.1;
+            for (int k = 0; k < 3; k++) {
+                pj.c.proj_dx[k] = 0.01 * (k + 1);
+                pj.c.proj_dv[k] = -0.02 * (k + 1);
             }
-            assert_true(fabs(mpv - (mv + pj.sv[k])) < PROJ_TOL);
-            assert_true(fabs(mpx - (mx + pj.tau * mv + pj.sx[k])) < PROJ_TOL);
+        } else {
+            pj.c.proj_lorentz = 1;
+            pj.c.proj_h = 0.05;
+            pj.c.proj_b[0] = 0.5; pj.c.proj_b[1] = -0.7; pj.c.proj_b[2] = 0.6;
         }
-    free(pj.x); free(pj.v); free(pj.xo); free(pj.vo); free(pj.px); free(pj.pv); free(pj.wx);
-    free(pj.wv); free(pj.dx); free(pj.dv); free(pj.dxo); free(pj.dvo); free(pj.gx); free(pj.gv);
+        struct blk b = {mode ? "momentum projection (Lorentz)" : "momentum projection (centroid)",
+                        4,
+                        {{"x", pj.x, pj.dx, 3 * N}, {"v", pj.v, pj.dv, 3 * N},
+                         {"raw x out", pj.xo, pj.dxo, 3 * N}, {"raw v out", pj.vo, pj.dvo, 3 * N}},
+                        project_loss, project_grad};
+        fd_check(&b);
+        /* what it is for: every graph's momentum changes exactly as prescribed */
+        project_loss();
+        for (int g = 0; g < G; g++) {
+            const size_t o = (size_t)g * NB * 3;
+            if (mode == 1) {
+                double raw = lorentz_residual(&pj.c, NB, pj.q + g * NB, pj.x + o, pj.v + o,
+                                              pj.xo + o, pj.vo + o);
+                double res = lorentz_residual(&pj.c, NB, pj.q + g * NB, pj.x + o, pj.v + o,
+                                              pj.px + o, pj.pv + o);
+                assert_true(raw > 0.1); /* the raw outputs break the law */
+                assert_true(res < PROJ_TOL);
+                for (size_t k = 0; k < 3 * NB; k++) /* positions untouched */
+                    assert_true(pj.px[o + k] == pj.xo[o + k]);
+                continue;
+            }
+            for (int k = 0; k < 3; k++) {
+                double mx = 0, mv = 0, mpx = 0, mpv = 0;
+                for (int i = 0; i < NB; i++) {
+                    const int j = 3 * (g * NB + i) + k;
+                    mx += pj.x[j] / NB; mv += pj.v[j] / NB;
+                    mpx += pj.px[j] / NB; mpv += pj.pv[j] / NB;
+                }
+                assert_true(fabs(mpv - (mv + pj.c.proj_dv[k])) < PROJ_TOL);
+                assert_true(fabs(mpx - (mx + pj.c.proj_tau * mv + pj.c.proj_dx[k])) < PROJ_TOL);
+            }
+        }
+    }
+    free(pj.x); free(pj.v); free(pj.q); free(pj.xo); free(pj.vo); free(pj.px); free(pj.pv);
+    free(pj.wx); free(pj.wv); free(pj.dx); free(pj.dv); free(pj.dxo); free(pj.dvo); free(pj.gx);
+    free(pj.gv);
 }
 
 int main(void)

@@ -540,6 +540,9 @@ static void test_gradcheck_step(void **state)
     m = momentum_config(8, 2, 1, SIM_STATIC);
     gradcheck(&m, 2, 4, 0, 19, &r);
     report_gc("step+field+momentum (static) H8 L2", &r);
+    m = momentum_config(8, 2, 1, SIM_DYNAMIC); /* Lorentz mode: per-body input gradients */
+    gradcheck(&m, 2, 4, 0, 22, &r);
+    report_gc("step+field+momentum (dynamic) H8 L2", &r);
 }
 
 /* Full-size network (H 64, 4 layers): a sample of every tensor, all inputs. */
@@ -579,6 +582,9 @@ static void test_gradcheck_egnn(void **state)
     es = egnn_step_config(8, 2, SIM_STATIC);
     gradcheck(&es, 3, 4, 0, 21, &r);
     report_gc("EGNN step+momentum (static) H8 L2", &r);
+    es = egnn_step_config(8, 2, SIM_DYNAMIC);
+    gradcheck(&es, 3, 4, 0, 23, &r);
+    report_gc("EGNN step+momentum (dynamic) H8 L2", &r);
     struct cn_config cc = test_config(CN_TASK_POSITION, 8, 2, 0);
     gradcheck(&cc, 1, 20, 8, 17, &r);
     report_gc("ClofNet H8 L2, 20 bodies (sampled)", &r);
@@ -998,8 +1004,16 @@ static double symmetry_error(const struct cn_config *c, const double R[9], const
     sim_rng_seed(&g_rng, seed);
     const int G = 16, n = 5, N = G * n;
     char err[CN_ERRLEN];
-    struct cn_ws *ws;
+    struct cn_ws *ws, *ws2;
     assert_int_equal(cn_ws_create(c, G, n, CN_F32, &ws, err), CN_OK);
+    /* the Lorentz projection's B is part of the system: an axial vector, det(R) R B */
+    struct cn_config c2 = *c;
+    const double det = R[0] * (R[4] * R[8] - R[5] * R[7]) - R[1] * (R[3] * R[8] - R[5] * R[6]) +
+                       R[2] * (R[3] * R[7] - R[4] * R[6]);
+    for (int k = 0; k < 3; k++)
+        c2.proj_b[k] = det * (R[3 * k] * c->proj_b[0] + R[3 * k + 1] * c->proj_b[1] +
+                              R[3 * k + 2] * c->proj_b[2]);
+    assert_int_equal(cn_ws_create(&c2, G, n, CN_F32, &ws2, err), CN_OK);
     float *p = test_params(c, seed);
     float x[3 * 80], v[3 * 80], q[80], xo[240], vo[240], xr[240], vr[240], xo2[240], vo2[240];
     float exp_x[240], exp_v[240];
@@ -1011,7 +1025,7 @@ static double symmetry_error(const struct cn_config *c, const double R[9], const
     apply_rt(R, t, N, x, xr);
     apply_rt(R, NULL, N, v, vr);
     apply_rt(R, NULL, 1, fld, fldr);
-    assert_int_equal(cn_forward(ws, p, G, xr, vr, q, c->has_field ? fldr : NULL, xo2,
+    assert_int_equal(cn_forward(ws2, p, G, xr, vr, q, c->has_field ? fldr : NULL, xo2,
                                 step ? vo2 : NULL), CN_OK);
     apply_rt(R, t, N, xo, exp_x);
     double e = max_abs_diff(3 * N, xo2, exp_x);
@@ -1020,6 +1034,7 @@ static double symmetry_error(const struct cn_config *c, const double R[9], const
         e = fmax(e, max_abs_diff(3 * N, vo2, exp_v));
     }
     cn_ws_free(ws);
+    cn_ws_free(ws2);
     free(p);
     return e;
 }
@@ -1028,16 +1043,17 @@ static double symmetry_error(const struct cn_config *c, const double R[9], const
 static void test_se3_equivariance(void **state)
 {
     (void)state;
-    struct cn_config cs[5] = {test_config(CN_TASK_POSITION, 64, 4, 0),
+    struct cn_config cs[6] = {test_config(CN_TASK_POSITION, 64, 4, 0),
                               test_config(CN_TASK_STEP, 64, 4, 0),
                               test_config(CN_TASK_STEP, 64, 4, 1),
                               test_config(CN_TASK_POSITION, 64, 4, 0),
-                              momentum_config(64, 4, 0, SIM_CHARGED)};
+                              momentum_config(64, 4, 0, SIM_CHARGED),
+                              momentum_config(64, 4, 1, SIM_DYNAMIC)};
     cs[3].has_field = 1; /* the position task with the field as an input */
     cs[3].field[2] = 1.0;
-    const char *names[5] = {"position", "step", "step+field", "position+field",
-                            "step+momentum"};
-    for (int i = 0; i < 5; i++) {
+    const char *names[6] = {"position", "step", "step+field", "position+field",
+                            "step+momentum", "step+field+momentum (Lorentz)"};
+    for (int i = 0; i < 6; i++) {
         double worst = 0;
         for (int trial = 0; trial < 3; trial++) {
             double R[9], t[3];
@@ -1095,6 +1111,8 @@ static void test_egnn_e3_equivariance(void **state)
     egnn_e3_case(&c, "step");
     c = egnn_step_config(64, 4, SIM_CHARGED);
     egnn_e3_case(&c, "step+momentum");
+    c = egnn_step_config(64, 4, SIM_DYNAMIC);
+    egnn_e3_case(&c, "step+momentum (Lorentz)");
 }
 
 /* Permuting the bodies of each graph permutes the predictions. */

@@ -245,6 +245,8 @@ static void test_unrolled_gradient(void **state)
     unroll_case(&c, "EGNN step", 53);
     c = small_step(CN_ARCH_EGNN, 0, SIM_CHARGED);
     unroll_case(&c, "EGNN step+momentum (charged)", 54);
+    c = small_step(CN_ARCH_CLOFNET, 1, SIM_DYNAMIC);
+    unroll_case(&c, "ClofNet step+field+momentum (dynamic)", 55);
 }
 
 /* Pushforward: the gradient of the last step alone at the model's own (K-1)-step prediction,
@@ -375,13 +377,83 @@ static void test_centroid_law(void **state)
         assert_true(checked > 10 * clamped);
         assert_true(worst < CENTROID_TOL);
     }
-    /* the dynamic setting has no such law: refused */
     struct cn_config c;
-    cn_config_default(&c, CN_TASK_STEP);
-    assert_int_equal(cn_config_set_momentum(&c, 1, SIM_DYNAMIC, H, err), CN_EARG);
-    assert_non_null(strstr(err, "Lorentz"));
     cn_config_default(&c, CN_TASK_POSITION);
     assert_int_equal(cn_config_set_momentum(&c, 1, SIM_CHARGED, H, err), CN_EARG);
+}
+
+/* The Lorentz law of nn_project.h on the simulator's dynamic setting: over each frame,
+ * sum v' + h sum q v' x B = sum v + sum q (x' - x + h v) x B, with the constants
+ * cn_config_set_momentum gives the network, except across a step where the force clamp acted.
+ * Without the h terms (the naive impulse sum q (x' - x) x B) the law fails by ~h |v| |B|. */
+static void test_lorentz_law(void **state)
+{
+    (void)state;
+    const int n = 5, H = 100, frames = 48;
+    char err[CN_ERRLEN];
+    struct cn_config c;
+    cn_config_default(&c, CN_TASK_STEP);
+    assert_int_equal(cn_config_set_momentum(&c, 1, SIM_DYNAMIC, H, err), CN_OK);
+    assert_int_equal(c.proj_lorentz, 1);
+    assert_int_equal(cn_config_check(&c, err), CN_OK);
+    double worst = 0, worst_naive = 0;
+    int checked = 0, clamped = 0;
+    for (uint32_t seed = 1; seed <= 20; seed++) {
+        struct sim_system s;
+        assert_int_equal(sim_system_init(&s, SIM_DYNAMIC, n), SIM_OK);
+        sim_initial_state(&s, seed);
+        sim_kick(&s);
+        sim_drift(&s);
+        for (int f = 0; f < frames; f++) {
+            double x0[15], v0[15];
+            int clamp = 0;
+            memcpy(x0, s.x, sizeof(x0));
+            memcpy(v0, s.v, sizeof(v0));
+            for (int st = 0; st < H; st++) {
+                sim_kick(&s);
+                for (int k = 0; k < 3 * n; k++)
+                    clamp |= fabs(s.f[k]) >= SIM_MAX_F;
+                sim_drift(&s);
+            }
+            if (clamp) {
+                clamped++;
+                continue;
+            }
+            /* the simulator stores coordinates component-major: [3][n] */
+            double r[3] = {0, 0, 0}, naive[3] = {0, 0, 0};
+            const double *B = c.proj_b, h = c.proj_h;
+            for (int i = 0; i < n; i++) {
+                double d[3], u[3];
+                for (int k = 0; k < 3; k++) {
+                    const double dvk = s.v[k * n + i] - v0[k * n + i];
+                    r[k] += dvk;
+                    naive[k] += dvk;
+                    d[k] = s.x[k * n + i] - x0[k * n + i];
+                    u[k] = d[k] + h * (v0[k * n + i] - s.v[k * n + i]);
+                }
+                const double qi = s.q[i];
+                r[0] -= qi * (u[1] * B[2] - u[2] * B[1]);
+                r[1] -= qi * (u[2] * B[0] - u[0] * B[2]);
+                r[2] -= qi * (u[0] * B[1] - u[1] * B[0]);
+                naive[0] -= qi * (d[1] * B[2] - d[2] * B[1]);
+                naive[1] -= qi * (d[2] * B[0] - d[0] * B[2]);
+                naive[2] -= qi * (d[0] * B[1] - d[1] * B[0]);
+            }
+            for (int k = 0; k < 3; k++) {
+                worst = fmax(worst, fabs(r[k]));
+                worst_naive = fmax(worst_naive, fabs(naive[k]));
+            }
+            checked++;
+        }
+        sim_system_free(&s);
+    }
+    print_message("Lorentz law: %d frames, max deviation %.3g, without the h terms %.3g (%d "
+                  "frames with a clamped force excluded)\n", checked, worst, worst_naive, clamped);
+    /* the magnetic field brings more close encounters (measured: 104 of 960 frames clamped):
+     * the law must still be checked on the large majority of frames */
+    assert_true(checked > 5 * clamped);
+    assert_true(worst < CENTROID_TOL);
+    assert_true(worst_naive > 100 * CENTROID_TOL);
 }
 
 /* ---------------------------------------------------------- programs */
@@ -519,9 +591,48 @@ static void test_egnn_step_and_refusals(void **state)
         assert_int_equal(tfs_run("grep -q -e '%s' %s/o.txt", bad[k].msg, g_dir), 0);
         assert_int_not_equal(tfs_run("test -e %s/bad.ckpt", g_dir), 0);
     }
-    assert_int_not_equal(tfs_run(TRAIN " --data %s/d5 --out %s/bad.ckpt --task step --epochs 2 "
-                             "--project-momentum > %s/o.txt 2>&1", g_dir, g_dir, g_dir), 0);
-    assert_int_equal(tfs_run("grep -q Lorentz %s/o.txt", g_dir), 0);
+    /* the dynamic setting projects in Lorentz mode: a trained, saved and loaded EGNN integrator
+     * keeps the law of nn_project.h (float outputs: MOMENTUM_TOL) */
+    assert_int_equal(tfs_run(TRAIN " --data %s/d5 --out %s/l.ckpt --arch egnn " STEP_ARGS
+                             " --project-momentum > /dev/null", g_dir, g_dir), 0);
+    struct cn_model *m;
+    char err[CN_ERRLEN], path[512];
+    snprintf(path, sizeof path, "%s/l.ckpt", g_dir);
+    assert_int_equal(cn_model_load(path, &m, err), CN_OK);
+    const struct cn_config *c = &cn_model_state(m)->cfg;
+    assert_int_equal(c->momentum, 1);
+    assert_int_equal(c->proj_lorentz, 1);
+    sim_rng_seed(&g_rng, 73);
+    const int n = 5;
+    double x[15], v[15], x1[15], v1[15], q[5];
+    for (int k = 0; k < 15; k++) {
+        x[k] = sim_rng_randn(&g_rng);
+        v[k] = 0.5 * sim_rng_randn(&g_rng);
+    }
+    for (int i = 0; i < n; i++)
+        q[i] = i % 3 ? 1 : -1; /* Q = 1: the h Q terms of the solve matter */
+    memcpy(x1, x, sizeof x);
+    memcpy(v1, v, sizeof v);
+    assert_int_equal(cn_integrator_step(m, n, q, x1, v1), CN_OK);
+    double r[3] = {0, 0, 0}, moved = 0;
+    const double *B = c->proj_b, h = c->proj_h;
+    for (int i = 0; i < n; i++) {
+        double u[3];
+        for (int k = 0; k < 3; k++) {
+            r[k] += v1[k * n + i] - v[k * n + i];
+            moved = fmax(moved, fabs(v1[k * n + i] - v[k * n + i]));
+            u[k] = x1[k * n + i] - x[k * n + i] + h * (v[k * n + i] - v1[k * n + i]);
+        }
+        r[0] -= q[i] * (u[1] * B[2] - u[2] * B[1]);
+        r[1] -= q[i] * (u[2] * B[0] - u[0] * B[2]);
+        r[2] -= q[i] * (u[0] * B[1] - u[1] * B[0]);
+    }
+    print_message("Lorentz-projected EGNN step: law residual %.3g %.3g %.3g (velocities moved "
+                  "%.3g)\n", r[0], r[1], r[2], moved);
+    assert_true(moved > 100 * MOMENTUM_TOL);
+    for (int k = 0; k < 3; k++)
+        assert_true(fabs(r[k]) < MOMENTUM_TOL);
+    cn_model_free(m);
 }
 
 /* Reflection averaging (cn_eval_split_reflect): EGNN, already E(3)-equivariant, is unchanged;
@@ -675,6 +786,7 @@ int main(void)
         cmocka_unit_test(test_unrolled_gradient),
         cmocka_unit_test(test_pushforward_and_threads),
         cmocka_unit_test(test_centroid_law),
+        cmocka_unit_test(test_lorentz_law),
         cmocka_unit_test(test_flags_neutral),
         cmocka_unit_test(test_flags_resume),
         cmocka_unit_test(test_egnn_step_and_refusals),

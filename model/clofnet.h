@@ -325,6 +325,16 @@ int cn_trainer_set_unroll(struct cn_trainer *t, int K, char err[CN_ERRLEN]);
 int cn_trainer_grad_unroll(struct cn_trainer *t, struct cn_state *s, int graphs, int K, int push,
                            const float *x, const float *v, const float *q, const float *field,
                            const float *x_targets, const float *v_targets, double *loss);
+/* The energy term of unrolled batches: with weight w > 0, cn_trainer_grad_unroll's loss gains
+ * w times the mean over graphs and scored steps of huber(E(predicted state) - E(target state)),
+ * E the total energy of the setting sim_kind (kinetic + Coulomb, - g z when static; the state's
+ * velocity as recorded), huber quadratic within CN_ENERGY_HUBER and linear beyond (the energy
+ * error of a near-collision is unbounded). Its position gradient is minus the force, each
+ * component clamped to +-SIM_MAX_F as the simulator's. w = 0 (the default): no term. */
+int cn_trainer_set_energy(struct cn_trainer *t, double weight, int sim_kind, char err[CN_ERRLEN]);
+/* Energy errors beyond this are penalised linearly: ~ the median energy drift of a learned
+ * integrator after one step, so typical steps are in the quadratic part. */
+#define CN_ENERGY_HUBER 0.1
 /* Loss (MSE; STEP: MSE of positions + MSE of velocities) of one batch into *loss and its
  * gradient into s->grad (overwritten). Returns the first failing share's status, else CN_OK. */
 int cn_trainer_grad(struct cn_trainer *t, struct cn_state *s, int graphs, const float *x,
@@ -435,8 +445,11 @@ struct cn_train_opts {
                              velocity component of each training input state; the targets stay
                              the true next states, so the model learns to pull a perturbed state
                              back onto the trajectory (GNS's target correction). Default 0. */
-    int momentum;         /* 1: the momentum projection of the outputs (cn_config.momentum);
-                             charged and static settings. Default 0. */
+    int momentum;         /* 1: the momentum projection of the outputs (cn_config.momentum).
+                             Default 0. */
+    double energy_weight; /* > 0: the energy term of cn_trainer_set_energy with this weight;
+                             the batches go through cn_trainer_grad_unroll even at one step.
+                             Default 0. */
     int warmup;           /* > 0: the learning rate rises linearly over the first this many epochs,
                              batch by batch, to the schedule's value. Default 0. */
     int one_cycle;        /* 1: the one-cycle schedule (cn_onecyclelr) over all steps instead of

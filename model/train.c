@@ -13,8 +13,8 @@
 #include "internal.h"
 #include "sim.h"
 
-#define BLOB_VERSION 4 /* 3: before warm-up, one-cycle, clipping, reflection averaging;
-                          2: before rollout-aware training (both still read) */
+#define BLOB_VERSION 5 /* 4: before the energy term; 3: before warm-up, one-cycle, clipping,
+                          reflection averaging; 2: before rollout-aware training (all still read) */
 
 /* Defaults: the paper's ES(5) protocol. */
 void cn_train_opts_default(struct cn_train_opts *o)
@@ -182,6 +182,7 @@ static int record_pack(const struct record *r, struct wbuf *b)
     w_i(b, o->one_cycle);
     w_f(b, o->clip);
     w_i(b, o->reflect_avg);
+    w_f(b, o->energy_weight);
     w_bytes(b, r->suffix, sizeof r->suffix);
     w_i(b, r->train_count);
     w_i(b, r->n);
@@ -261,6 +262,8 @@ static int record_unpack(struct record *r, const void *blob, size_t len)
         o->clip = r_f(&b);
         o->reflect_avg = (int)r_i(&b);
     }
+    if (version >= 5)
+        o->energy_weight = r_f(&b);
     if (b.bad || b.off + sizeof r->suffix > len)
         return CN_EFORMAT;
     memcpy(r->suffix, b.p + b.off, sizeof r->suffix);
@@ -475,6 +478,10 @@ static int check_opts(const struct cn_train_opts *o, const struct cn_data *d, ch
         return cn_fail(err, CN_EARG, "--unroll chains learned steps: it needs --task step");
     if (o->pushforward != 0 && o->pushforward != 1)
         return cn_fail(err, CN_EARG, "pushforward must be 0 or 1");
+    if (!(o->energy_weight >= 0) || !isfinite(o->energy_weight))
+        return cn_fail(err, CN_EARG, "energy weight must be finite and >= 0");
+    if (o->energy_weight > 0 && !step)
+        return cn_fail(err, CN_EARG, "--energy-weight is for step models (--task step)");
     if (o->pushforward && o->unroll < 2)
         return cn_fail(err, CN_EARG, "--pushforward needs --unroll 2 or more");
     if (o->unroll_every < 0 || (o->unroll_every > 0 && o->unroll < 2))
@@ -532,9 +539,9 @@ static int check_opts(const struct cn_train_opts *o, const struct cn_data *d, ch
     if (o->reflect_avg && d->kind != SIM_CHARGED)
         return cn_fail(err, CN_EARG, "reflection averaging needs mirror-symmetric physics: the "
                        "%s setting has an external field", sim_kind_name(d->kind));
-    if (o->reflect_avg && (o->unroll > 1 || o->pushforward))
+    if (o->reflect_avg && (o->unroll > 1 || o->pushforward || o->energy_weight > 0))
         return cn_fail(err, CN_EARG, "reflection averaging trains on one-step pairs only (not "
-                       "with --unroll or --pushforward)");
+                       "with --unroll, --pushforward or --energy-weight)");
     if (!d->train.count || !d->valid.count || !d->test.count)
         return cn_fail(err, CN_EARG, "training needs the train, valid and test splits");
     if (step && d->train.frames <= o->unroll)
@@ -678,6 +685,8 @@ int cn_train_stored_opts(const char *out, struct cn_train_opts *o, char err[CN_E
         {"one-cycle (0 or 1)", so->one_cycle, so->one_cycle == 0 || so->one_cycle == 1},
         {"clip (>= 0)", so->clip, so->clip >= 0 && isfinite(so->clip)},
         {"reflect-average (0 or 1)", so->reflect_avg, so->reflect_avg == 0 || so->reflect_avg == 1},
+        {"energy-weight (>= 0)", so->energy_weight,
+         so->energy_weight >= 0 && isfinite(so->energy_weight)},
     };
     for (size_t k = 0; k < sizeof opt / sizeof opt[0]; k++)
         if (!opt[k].ok) {
@@ -819,14 +828,16 @@ int cn_train_dist(const struct cn_train_opts *o_in, const struct cn_data *d, con
     aw.weight_decay = o->weight_decay;
     aw.threads = o->threads;
     const int K = o->unroll;
-    if (comm && (K > 1 || o->pushforward)) {
-        st = cn_fail(err, CN_EARG, "--unroll and --pushforward run on threads only, not yet "
-                     "across MPI ranks");
+    const int energy = o->energy_weight > 0;
+    if (comm && (K > 1 || o->pushforward || energy)) {
+        st = cn_fail(err, CN_EARG, "--unroll, --pushforward and --energy-weight run on threads "
+                     "only, not yet across MPI ranks");
         goto done;
     }
     if ((st = cn_trainer_create(&cfg, B, n, o->threads, &tr, err)) ||
         (st = cn_trainer_set_comm(tr, comm, err)) ||
-        ((K > 1 || o->pushforward) && (st = cn_trainer_set_unroll(tr, K, err))))
+        ((K > 1 || o->pushforward || energy) && (st = cn_trainer_set_unroll(tr, K, err))) ||
+        (energy && (st = cn_trainer_set_energy(tr, o->energy_weight, d->kind, err))))
         goto done;
     struct cn_train_opts one = *o;
     one.unroll = 1;
@@ -860,7 +871,7 @@ int cn_train_dist(const struct cn_train_opts *o_in, const struct cn_data *d, con
         struct cn_train_opts eo = *o;
         if (o->unroll_every > 0 && 1 + epoch / o->unroll_every < K)
             eo.unroll = 1 + epoch / o->unroll_every;
-        const int Ke = eo.unroll, chained = Ke > 1;
+        const int Ke = eo.unroll, chained = Ke > 1 || energy;
         const long n_train = train_samples(&d->train, &eo);
         long per_epoch = n_train;
         if (task == CN_TASK_STEP && o->pairs_per_epoch > 0 && o->pairs_per_epoch < n_train)

@@ -10,6 +10,7 @@
 #include <omp.h>
 
 #include "internal.h"
+#include "sim.h"
 
 /* Parameters reduced per task of the share reduction: 64 KiB of floats per share buffer. */
 #define REDUCE_BLOCK 16384
@@ -27,6 +28,8 @@ struct cn_trainer {
      * thread (step 0 uses ws), the states after every step [unroll][max_graphs n 3] and the
      * gradients carried from one step back to the one before */
     int unroll;
+    double energy_w;  /* cn_trainer_set_energy: the energy term's weight (0: none) */
+    int energy_kind;  /* and the setting whose energy it is (enum sim_kind) */
     struct cn_ws *wsu[CN_MAX_THREADS][CN_MAX_UNROLL];
     float *ux, *uv, *gx, *gv;
     long n_params;
@@ -386,6 +389,83 @@ static int collect_shares(const struct cn_trainer *t, int S, double *sx, double 
     return CN_OK;
 }
 
+/* The energy term of unrolled batches (see clofnet.h). */
+int cn_trainer_set_energy(struct cn_trainer *t, double weight, int sim_kind, char err[CN_ERRLEN])
+{
+    if (!(weight >= 0) || !isfinite(weight))
+        return cn_fail(err, CN_EARG, "energy weight %g must be finite and >= 0", weight);
+    if (weight > 0 && t->cfg.task != CN_TASK_STEP)
+        return cn_fail(err, CN_EARG, "the energy term needs a step model");
+    if (sim_kind != SIM_CHARGED && sim_kind != SIM_STATIC && sim_kind != SIM_DYNAMIC)
+        return cn_fail(err, CN_EARG, "unknown setting %d for the energy term", sim_kind);
+    t->energy_w = weight;
+    t->energy_kind = sim_kind;
+    return CN_OK;
+}
+
+/* Total energy of one graph of n bodies, node-major float state (sim_kinetic_energy +
+ * sim_potential_energy, computed in double): 0.5 sum |v|^2 + sum_{i<j} q_i q_j / d_ij (d^2
+ * softened), - g z_i in the static setting (the magnetic force does no work). */
+static double graph_energy(int kind, int n, const float *x, const float *v, const float *q)
+{
+    double e = 0;
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < 3; k++)
+            e += 0.5 * (double)v[3 * i + k] * v[3 * i + k];
+        for (int j = i + 1; j < n; j++) {
+            double d2 = SIM_SOFTENING;
+            for (int k = 0; k < 3; k++) {
+                const double d = (double)x[3 * i + k] - x[3 * j + k];
+                d2 += d * d;
+            }
+            e += (double)q[i] * q[j] / sqrt(d2);
+        }
+        if (kind == SIM_STATIC)
+            e -= SIM_GRAVITY * x[3 * i + 2];
+    }
+    return e;
+}
+
+/* c times the gradient of graph_energy added into dx, dv: dE/dv_i = v_i, dE/dx_i = -F_i with F
+ * the Coulomb force (+ g along z when static), each component clamped to +-SIM_MAX_F as the
+ * simulator clamps its forces: a near-collision's 1/d^2 then cannot dominate a batch. */
+static void graph_energy_grad(int kind, int n, const float *x, const float *v, const float *q,
+                              double c, float *dx, float *dv)
+{
+    for (int i = 0; i < n; i++) {
+        double f[3] = {0, 0, kind == SIM_STATIC ? SIM_GRAVITY : 0};
+        for (int j = 0; j < n; j++) {
+            if (j == i)
+                continue;
+            double d[3], d2 = SIM_SOFTENING;
+            for (int k = 0; k < 3; k++) {
+                d[k] = (double)x[3 * i + k] - x[3 * j + k];
+                d2 += d[k] * d[k];
+            }
+            const double s = (double)q[i] * q[j] / (d2 * sqrt(d2));
+            for (int k = 0; k < 3; k++)
+                f[k] += s * d[k];
+        }
+        for (int k = 0; k < 3; k++) {
+            const double fk = f[k] > SIM_MAX_F ? SIM_MAX_F : f[k] < -SIM_MAX_F ? -SIM_MAX_F : f[k];
+            dx[3 * i + k] += (float)(-c * fk);
+            dv[3 * i + k] += (float)(c * v[3 * i + k]);
+        }
+    }
+}
+
+/* The Huber penalty of an energy error e (quadratic within CN_ENERGY_HUBER) and its slope. */
+static double energy_penalty(double e, double *slope)
+{
+    const double d = CN_ENERGY_HUBER;
+    if (fabs(e) <= d) {
+        *slope = 2 * e;
+        return e * e;
+    }
+    *slope = e > 0 ? 2 * d : -2 * d;
+    return 2 * d * fabs(e) - d * d;
+}
+
 /* Share k of an unrolled batch: K learned steps from (x, v), each compared with its targets
  * (xt, vt: [K][graphs n 3]); the loss is the mean of the K step losses and its gradient flows
  * back through every step (BPTT), or, with push, only the last step is a loss and gets a
@@ -428,6 +508,17 @@ static int share_grad_unroll(struct cn_trainer *t, int th, const struct cn_state
                 dvo[i] += gv[i];
             }
         }
+        if (t->energy_w > 0) /* + w huber(E(step j) - E(target j)), a mean over graphs, steps */
+            for (int b = 0; b < cnt; b++) {
+                const size_t ob = (size_t)b * n * 3;
+                const double e = graph_energy(t->energy_kind, n, xo + ob, vo + ob, qs + b * n) -
+                                 graph_energy(t->energy_kind, n, xtj + ob, vtj + ob, qs + b * n);
+                double slope;
+                const double pen = energy_penalty(e, &slope);
+                part[0] += t->energy_w * pen * (n * 3); /* the loss divides by count = graphs n 3 */
+                graph_energy_grad(t->energy_kind, n, xo + ob, vo + ob, qs + b * n,
+                                  t->energy_w * slope * (n * 3) / scale, dxo + ob, dvo + ob);
+            }
         struct cn_ws *ws = push || j == 0 ? t->ws[th] : t->wsu[th][j];
         const int more = !push && j > 0;
         int st = cn_backward(ws, s->param, dxo, dvo, g, more ? gx : NULL, more ? gv : NULL);

@@ -14,7 +14,10 @@
 #         mom       + the momentum projection (centroid mode on charged and static, Lorentz
 #                   mode on dynamic: model/nn_project.h)
 #         unmom     unroll + mom (no noise, no rollout selection)
-#         all       every ingredient
+#         energy    + the energy term (--energy-weight 0.3: each step's energy against its
+#                   target's, a Huber penalty)
+#         unmomen   unroll + mom + energy
+#         all       every ingredient but the energy term
 # Every run is one thread; a finished run (history at its last epoch) is only re-evaluated
 # when its rollout file is missing.
 set -eu
@@ -29,6 +32,7 @@ RECIPE="--task step --epochs $EPOCHS --cosine --lr 5e-3 --ema 0.99"
 ROLL="--val-rollout 200"
 NOISE="--input-noise 0.003"
 UNROLL="--unroll 4 --unroll-every 10"
+ENERGY="--energy-weight 0.3"
 
 for name in "$@"; do
   rest=$name arch=""
@@ -49,6 +53,8 @@ for name in "$@"; do
     mom) extra="$mom" ;;
     all) extra="$ROLL $NOISE $UNROLL $mom" ;;
     unmom) extra="$UNROLL $mom" ;;
+    energy) extra="$ENERGY" ;;
+    unmomen) extra="$UNROLL $mom $ENERGY" ;;
     *) echo "step-runs.sh: unknown arm in $name" >&2; exit 2 ;;
   esac
   ck=$RUNS/$name.ckpt

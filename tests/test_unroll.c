@@ -32,6 +32,10 @@
 #define UNROLL_TOL 1e-4
 #define UNROLL_FLOOR 1e-3
 #define CARRY_MIN (100 * UNROLL_TOL)
+/* The energy term's share of an unrolled gradient (weight ENERGY_W on random states): it must
+ * stand far above UNROLL_TOL for the check of its gradient to mean anything. */
+#define ENERGY_W 0.5
+#define ENERGY_SHARE_MIN (100 * UNROLL_TOL)
 /* The centroid law of the reference scheme over one frame (100 steps) in double: the sums of
  * 5 O(1) velocities and 100 steps of rounding are ~1e-14; a wrong constant (H vs H + 1 steps,
  * g t vs g t / 2) is >= 1e-5. */
@@ -105,10 +109,33 @@ static void free_ubatch(struct ubatch *b)
     free(b->x); free(b->v); free(b->q); free(b->xt); free(b->vt);
 }
 
+/* Total energy of one graph (node-major float or double state) by the simulator's own
+ * sim_kinetic_energy and sim_potential_energy. */
+static double energy_d(int kind, int n, const double *x, const double *v, const float *q)
+{
+    double xa[3 * 8], va[3 * 8], qa[8];
+    assert_true(n <= 8);
+    for (int i = 0; i < n; i++) {
+        qa[i] = q[i];
+        for (int k = 0; k < 3; k++) {
+            xa[k * n + i] = x[3 * i + k];
+            va[k * n + i] = v[3 * i + k];
+        }
+    }
+    return sim_kinetic_energy(n, va) + sim_potential_energy(kind, n, xa, qa);
+}
+/* The Huber penalty of cn_trainer_set_energy, written out again. */
+static double huber_d(double e)
+{
+    const double d = CN_ENERGY_HUBER;
+    return fabs(e) <= d ? e * e : 2 * d * fabs(e) - d * d;
+}
+
 /* The unrolled loss of the double build at parameters p: K chained forwards, the mean of the
- * step losses (positions + velocities, each a mean over G n 3). */
+ * step losses (positions + velocities, each a mean over G n 3), plus ew times the mean over
+ * graphs and steps of the Huber penalty of the energy error (setting kind) when ew > 0. */
 static double loss_d(struct cn_ws *ws, const struct cn_config *c, const double *p,
-                     const struct ubatch *b)
+                     const struct ubatch *b, double ew, int kind)
 {
     const size_t nb = (size_t)b->G * b->n * 3;
     double *x = malloc(nb * sizeof(double)), *v = malloc(nb * sizeof(double));
@@ -123,7 +150,7 @@ static double loss_d(struct cn_ws *ws, const struct cn_config *c, const double *
         q[k] = b->q[k];
     for (int k = 0; k < 3; k++)
         fld[k] = c->field[k];
-    double loss = 0;
+    double loss = 0, pen = 0;
     for (int j = 0; j < b->K; j++) {
         assert_int_equal(cn_forward_d(ws, p, b->G, x, v, q, c->has_field ? fld : NULL, xo, vo),
                          CN_OK);
@@ -131,16 +158,28 @@ static double loss_d(struct cn_ws *ws, const struct cn_config *c, const double *
             const double dx = xo[k] - b->xt[j * nb + k], dv = vo[k] - b->vt[j * nb + k];
             loss += dx * dx + dv * dv;
         }
+        for (int g = 0; ew > 0 && g < b->G; g++) {
+            const size_t o = (size_t)g * b->n * 3;
+            double xt[3 * 8], vt[3 * 8];
+            for (int k = 0; k < 3 * b->n; k++) {
+                xt[k] = b->xt[j * nb + o + k];
+                vt[k] = b->vt[j * nb + o + k];
+            }
+            pen += huber_d(energy_d(kind, b->n, xo + o, vo + o, b->q + (size_t)g * b->n) -
+                           energy_d(kind, b->n, xt, vt, b->q + (size_t)g * b->n));
+        }
         memcpy(x, xo, nb * sizeof(double));
         memcpy(v, vo, nb * sizeof(double));
     }
     free(x); free(v); free(xo); free(vo); free(q);
-    return loss / ((double)nb * b->K);
+    return loss / ((double)nb * b->K) + ew * pen / ((double)b->G * b->K);
 }
 
 /* The float unrolled gradient of a config against central differences of loss_d on a sample
- * of parameters from every tensor; also the share of the gradient the chain's carry makes. */
-static void unroll_case(const struct cn_config *c, const char *name, uint32_t seed)
+ * of parameters from every tensor; also the share of the gradient the chain's carry makes and,
+ * with an energy term (ew > 0, setting kind), the share that term makes. */
+static void unroll_case(const struct cn_config *c, const char *name, uint32_t seed, double ew,
+                        int kind)
 {
     sim_rng_seed(&g_rng, seed);
     const int G = 20, n = 4, K = 3; /* 20 graphs: two shares, the second partial */
@@ -157,11 +196,27 @@ static void unroll_case(const struct cn_config *c, const char *name, uint32_t se
     assert_int_equal(cn_trainer_create(c, G, n, 2, &t, err), CN_OK);
     assert_int_equal(cn_trainer_set_unroll(t, K, err), CN_OK);
     double loss = 0;
-    assert_int_equal(cn_trainer_grad_unroll(t, &s, G, K, 0, b.x, b.v, b.q, fp, b.xt, b.vt, &loss),
-                     CN_OK);
     const long P = s.n_params;
     float *g = malloc((size_t)P * sizeof(float));
     assert_non_null(g);
+    double eshare = 0;
+    if (ew > 0) { /* the gradient without the term first, for the term's share */
+        assert_int_equal(cn_trainer_grad_unroll(t, &s, G, K, 0, b.x, b.v, b.q, fp, b.xt, b.vt,
+                                                &loss), CN_OK);
+        memcpy(g, s.grad, (size_t)P * sizeof(float));
+        assert_int_equal(cn_trainer_set_energy(t, ew, kind, err), CN_OK);
+    }
+    assert_int_equal(cn_trainer_grad_unroll(t, &s, G, K, 0, b.x, b.v, b.q, fp, b.xt, b.vt, &loss),
+                     CN_OK);
+    if (ew > 0) {
+        double dmax = 0, gm = 0;
+        for (long k = 0; k < P; k++) {
+            dmax = fmax(dmax, fabs(s.grad[k] - g[k]));
+            gm = fmax(gm, fabs(s.grad[k]));
+        }
+        eshare = dmax / gm;
+        assert_int_equal(cn_trainer_set_energy(t, 0, kind, err), CN_OK); /* for the carry */
+    }
     memcpy(g, s.grad, (size_t)P * sizeof(float));
 
     /* the same loss without the carry: each step's gradient at its (predicted) input, as data */
@@ -190,7 +245,7 @@ static void unroll_case(const struct cn_config *c, const char *name, uint32_t se
     assert_non_null(pd);
     for (long k = 0; k < P; k++)
         pd[k] = p[k];
-    const double l0 = loss_d(ws, c, pd, &b);
+    const double l0 = loss_d(ws, c, pd, &b, ew, kind);
     print_message("%s: float loss %.9g, double loss %.9g\n", name, loss, l0);
     assert_true(fabs(loss - l0) <= UNROLL_TOL * l0);
 
@@ -207,9 +262,9 @@ static void unroll_case(const struct cn_config *c, const char *name, uint32_t se
             const long k = tl[i].offset + (long)(sim_rng_random_sample(&g_rng) * cnt);
             const double keep = pd[k];
             pd[k] = keep + FD_STEP;
-            const double lp = loss_d(ws, c, pd, &b);
+            const double lp = loss_d(ws, c, pd, &b, ew, kind);
             pd[k] = keep - FD_STEP;
-            const double lm = loss_d(ws, c, pd, &b);
+            const double lm = loss_d(ws, c, pd, &b, ew, kind);
             pd[k] = keep;
             fd[checked] = (lp - lm) / (2 * FD_STEP);
             which[checked++] = k;
@@ -226,6 +281,10 @@ static void unroll_case(const struct cn_config *c, const char *name, uint32_t se
                   name, K, checked, worst, carry / gmax);
     assert_true(worst < UNROLL_TOL);
     assert_true(carry / gmax > CARRY_MIN);
+    if (ew > 0) {
+        print_message("%s: the energy term is %.3g of the gradient\n", name, eshare);
+        assert_true(eshare > ENERGY_SHARE_MIN);
+    }
     free(fd); free(which); free(pd); free(nocarry); free(xin); free(vin); free(xo); free(vo);
     free(g); free(p);
     cn_ws_free(ws);
@@ -238,15 +297,17 @@ static void test_unrolled_gradient(void **state)
 {
     (void)state;
     struct cn_config c = small_step(CN_ARCH_CLOFNET, 0, -1);
-    unroll_case(&c, "ClofNet step", 51);
+    unroll_case(&c, "ClofNet step", 51, 0, 0);
     c = small_step(CN_ARCH_CLOFNET, 1, SIM_STATIC);
-    unroll_case(&c, "ClofNet step+field+momentum (static)", 52);
+    unroll_case(&c, "ClofNet step+field+momentum (static)", 52, 0, 0);
+    unroll_case(&c, "ClofNet step+field+momentum (static) + energy", 56, ENERGY_W, SIM_STATIC);
     c = small_step(CN_ARCH_EGNN, 0, -1);
-    unroll_case(&c, "EGNN step", 53);
+    unroll_case(&c, "EGNN step", 53, 0, 0);
     c = small_step(CN_ARCH_EGNN, 0, SIM_CHARGED);
-    unroll_case(&c, "EGNN step+momentum (charged)", 54);
+    unroll_case(&c, "EGNN step+momentum (charged)", 54, 0, 0);
+    unroll_case(&c, "EGNN step+momentum (charged) + energy", 57, ENERGY_W, SIM_CHARGED);
     c = small_step(CN_ARCH_CLOFNET, 1, SIM_DYNAMIC);
-    unroll_case(&c, "ClofNet step+field+momentum (dynamic)", 55);
+    unroll_case(&c, "ClofNet step+field+momentum (dynamic)", 55, 0, 0);
 }
 
 /* Pushforward: the gradient of the last step alone at the model's own (K-1)-step prediction,
@@ -496,7 +557,7 @@ static void test_flags_neutral(void **state)
 {
     (void)state;
     assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/a.ckpt " STEP_ARGS " > /dev/null", g_dir, g_dir), 0);
-    assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/b.ckpt " STEP_ARGS " --unroll 1 --input-noise 0 "
+    assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/b.ckpt " STEP_ARGS " --unroll 1 --input-noise 0 --energy-weight 0 "
                          "> /dev/null", g_dir, g_dir), 0);
     char a[512], b[512];
     snprintf(a, sizeof a, "%s/a.ckpt", g_dir);
@@ -517,7 +578,7 @@ static void test_flags_neutral(void **state)
 static void test_flags_resume(void **state)
 {
     (void)state;
-    const char *flags = "--unroll 3 --unroll-every 1 --input-noise 0.002 --project-momentum "
+    const char *flags = "--unroll 3 --unroll-every 1 --input-noise 0.002 --project-momentum --energy-weight 0.05 "
                         "--val-rollout 8";
     assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/u.ckpt " STEP_ARGS " %s > /dev/null",
                          g_dir, g_dir, flags), 0);
@@ -582,6 +643,9 @@ static void test_egnn_step_and_refusals(void **state)
         {"--task step --input-noise nan", "not a number"},
         {"--val-rollout 5", "step model"},
         {"--project-momentum", "step models"},
+        {"--energy-weight 0.1", "step models"},
+        {"--task step --energy-weight -1", "energy weight"},
+        {"--task step --energy-weight inf", "not a number"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         char cmd[1024];

@@ -332,6 +332,10 @@ int cn_trainer_grad_unroll(struct cn_trainer *t, struct cn_state *s, int graphs,
  * error of a near-collision is unbounded). Its position gradient is minus the force, each
  * component clamped to +-SIM_MAX_F as the simulator's. w = 0 (the default): no term. */
 int cn_trainer_set_energy(struct cn_trainer *t, double weight, int sim_kind, char err[CN_ERRLEN]);
+/* The weight of the first step's loss in cn_trainer_grad_unroll's mean over the chain (the
+ * other steps weigh 1; the mean divides by w + K - 1): w > 1 keeps the one-step accuracy that a
+ * plain mean over K steps trades for the later steps. Default 1 (the plain mean). */
+int cn_trainer_set_first_weight(struct cn_trainer *t, double w, char err[CN_ERRLEN]);
 /* Energy errors beyond this are penalised linearly: ~ the median energy drift of a learned
  * integrator after one step, so typical steps are in the quadratic part. */
 #define CN_ENERGY_HUBER 0.1
@@ -447,6 +451,8 @@ struct cn_train_opts {
                              back onto the trajectory (GNS's target correction). Default 0. */
     int momentum;         /* 1: the momentum projection of the outputs (cn_config.momentum).
                              Default 0. */
+    double unroll_first;  /* the first step's weight in the unrolled loss
+                             (cn_trainer_set_first_weight); > 0. Default 1. */
     double energy_weight; /* > 0: the energy term of cn_trainer_set_energy with this weight;
                              the batches go through cn_trainer_grad_unroll even at one step.
                              Default 0. */

@@ -89,6 +89,8 @@ static void usage(FILE *f)
             "  --project-momentum   make the total momentum change as the physics says, by\n"
             "                       construction (charged: kept; static: changed by g t;\n"
             "                       dynamic: by the magnetic impulse of the step's motion)\n"
+            "  --unroll-first W     the first chained step's weight in the mean over the\n"
+            "                       chain (the others weigh 1) [1]\n"
             "  --energy-weight W    add W times a Huber penalty of each step's energy error\n"
             "                       (prediction against target) to the loss [0 = off]\n"
             "  --val-rollout N      validate and select by free rollouts of N validation\n"
@@ -203,7 +205,7 @@ static int run(int argc, char **argv)
         {"val-rollout", required_argument, 0, 'V'},  {"unroll-every", required_argument, 0, 'E'},
         {"warmup", required_argument, 0, 'W'},  {"one-cycle", no_argument, 0, 'O'},
         {"clip", required_argument, 0, 'c'},    {"reflect-average", no_argument, 0, 'r'},
-        {"energy-weight", required_argument, 0, 'Y'},
+        {"energy-weight", required_argument, 0, 'Y'}, {"unroll-first", required_argument, 0, 'J'},
         {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int c;
@@ -255,6 +257,7 @@ static int run(int argc, char **argv)
         case 'E': o.unroll_every = (int)parse_int("unroll-every", optarg, 0, 1000000); break;
         case 'I': o.input_noise = parse_real("input-noise", optarg); break;
         case 'Y': o.energy_weight = parse_real("energy-weight", optarg); break;
+        case 'J': o.unroll_first = parse_real("unroll-first", optarg); break;
         case 'M': o.momentum = 1; break;
         case 'V': o.val_rollout = (int)parse_int("val-rollout", optarg, 0, INT_MAX); break;
         case 'W': o.warmup = (int)parse_int("warmup", optarg, 0, 1000000); break;

@@ -13,7 +13,7 @@
 #include "internal.h"
 #include "sim.h"
 
-#define BLOB_VERSION 5 /* 4: before the energy term; 3: before warm-up, one-cycle, clipping,
+#define BLOB_VERSION 6 /* 5: before the first-step weight; 4: before the energy term; 3: before warm-up, one-cycle, clipping,
                           reflection averaging; 2: before rollout-aware training (all still read) */
 
 /* Defaults: the paper's ES(5) protocol. */
@@ -45,6 +45,7 @@ void cn_train_opts_default(struct cn_train_opts *o)
     o->unroll = 1;
     o->pushforward = 0;
     o->input_noise = 0;
+    o->unroll_first = 1;
     o->momentum = 0;
     o->val_rollout = 0;
     o->unroll_every = 0;
@@ -183,6 +184,7 @@ static int record_pack(const struct record *r, struct wbuf *b)
     w_f(b, o->clip);
     w_i(b, o->reflect_avg);
     w_f(b, o->energy_weight);
+    w_f(b, o->unroll_first);
     w_bytes(b, r->suffix, sizeof r->suffix);
     w_i(b, r->train_count);
     w_i(b, r->n);
@@ -264,6 +266,8 @@ static int record_unpack(struct record *r, const void *blob, size_t len)
     }
     if (version >= 5)
         o->energy_weight = r_f(&b);
+    if (version >= 6)
+        o->unroll_first = r_f(&b);
     if (b.bad || b.off + sizeof r->suffix > len)
         return CN_EFORMAT;
     memcpy(r->suffix, b.p + b.off, sizeof r->suffix);
@@ -482,6 +486,11 @@ static int check_opts(const struct cn_train_opts *o, const struct cn_data *d, ch
         return cn_fail(err, CN_EARG, "energy weight must be finite and >= 0");
     if (o->energy_weight > 0 && !step)
         return cn_fail(err, CN_EARG, "--energy-weight is for step models (--task step)");
+    if (!(o->unroll_first > 0) || !isfinite(o->unroll_first))
+        return cn_fail(err, CN_EARG, "the first-step weight must be finite and > 0");
+    if (o->unroll_first != 1 && (o->unroll < 2 || o->pushforward))
+        return cn_fail(err, CN_EARG, "--unroll-first weighs the first of several chained steps: "
+                       "it needs --unroll 2 or more, without --pushforward");
     if (o->pushforward && o->unroll < 2)
         return cn_fail(err, CN_EARG, "--pushforward needs --unroll 2 or more");
     if (o->unroll_every < 0 || (o->unroll_every > 0 && o->unroll < 2))
@@ -687,6 +696,8 @@ int cn_train_stored_opts(const char *out, struct cn_train_opts *o, char err[CN_E
         {"reflect-average (0 or 1)", so->reflect_avg, so->reflect_avg == 0 || so->reflect_avg == 1},
         {"energy-weight (>= 0)", so->energy_weight,
          so->energy_weight >= 0 && isfinite(so->energy_weight)},
+        {"unroll-first (> 0)", so->unroll_first,
+         so->unroll_first > 0 && isfinite(so->unroll_first)},
     };
     for (size_t k = 0; k < sizeof opt / sizeof opt[0]; k++)
         if (!opt[k].ok) {
@@ -837,7 +848,8 @@ int cn_train_dist(const struct cn_train_opts *o_in, const struct cn_data *d, con
     if ((st = cn_trainer_create(&cfg, B, n, o->threads, &tr, err)) ||
         (st = cn_trainer_set_comm(tr, comm, err)) ||
         ((K > 1 || o->pushforward || energy) && (st = cn_trainer_set_unroll(tr, K, err))) ||
-        (energy && (st = cn_trainer_set_energy(tr, o->energy_weight, d->kind, err))))
+        (energy && (st = cn_trainer_set_energy(tr, o->energy_weight, d->kind, err))) ||
+        (K > 1 && (st = cn_trainer_set_first_weight(tr, o->unroll_first, err))))
         goto done;
     struct cn_train_opts one = *o;
     one.unroll = 1;

@@ -30,6 +30,7 @@ struct cn_trainer {
     int unroll;
     double energy_w;  /* cn_trainer_set_energy: the energy term's weight (0: none) */
     int energy_kind;  /* and the setting whose energy it is (enum sim_kind) */
+    double w_first;   /* cn_trainer_set_first_weight: the first step's weight in the chain */
     struct cn_ws *wsu[CN_MAX_THREADS][CN_MAX_UNROLL];
     float *ux, *uv, *gx, *gv;
     long n_params;
@@ -83,6 +84,7 @@ int cn_trainer_create(const struct cn_config *c, int max_graphs, int n, int thre
     t->threads = threads < t->max_shares ? threads : t->max_shares;
     t->n = n;
     t->unroll = 1; /* step 0 of an unrolled batch runs on ws */
+    t->w_first = 1;
     t->n_params = cn_param_count(c);
     t->gstride = cn_round16((size_t)t->n_params);
     const int wg = max_graphs < CN_SHARE_GRAPHS ? max_graphs : CN_SHARE_GRAPHS;
@@ -454,6 +456,15 @@ static void graph_energy_grad(int kind, int n, const float *x, const float *v, c
     }
 }
 
+/* The first step's weight in an unrolled loss (see clofnet.h). */
+int cn_trainer_set_first_weight(struct cn_trainer *t, double w, char err[CN_ERRLEN])
+{
+    if (!(w > 0) || !isfinite(w))
+        return cn_fail(err, CN_EARG, "first-step weight %g must be finite and > 0", w);
+    t->w_first = w;
+    return CN_OK;
+}
+
 /* The Huber penalty of an energy error e (quadratic within CN_ENERGY_HUBER) and its slope. */
 static double energy_penalty(double e, double *slope)
 {
@@ -467,9 +478,10 @@ static double energy_penalty(double e, double *slope)
 }
 
 /* Share k of an unrolled batch: K learned steps from (x, v), each compared with its targets
- * (xt, vt: [K][graphs n 3]); the loss is the mean of the K step losses and its gradient flows
- * back through every step (BPTT), or, with push, only the last step is a loss and gets a
- * gradient, its input (the model's own (K-1)-step prediction) treated as data. */
+ * (xt, vt: [K][graphs n 3]); the loss is the weighted mean of the K step losses (the first
+ * weighs w_first, the others 1) and its gradient flows back through every step (BPTT), or,
+ * with push, only the last step is a loss and gets a gradient, its input (the model's own
+ * (K-1)-step prediction) treated as data. */
 static int share_grad_unroll(struct cn_trainer *t, int th, const struct cn_state *s, int graphs,
                              int k, int K, int push, const float *x, const float *v,
                              const float *q, const float *field, const float *xt,
@@ -491,18 +503,21 @@ static int share_grad_unroll(struct cn_trainer *t, int th, const struct cn_state
         if (st)
             return st;
         if (!push || j == K - 1) {
-            part[0] += sq_sum(nb, xo, xt + (size_t)j * stride + o);
-            part[1] += sq_sum(nb, vo, vt + (size_t)j * stride + o);
+            const double wj = !push && j == 0 ? t->w_first : 1;
+            part[0] += wj * sq_sum(nb, xo, xt + (size_t)j * stride + o);
+            part[1] += wj * sq_sum(nb, vo, vt + (size_t)j * stride + o);
         }
     }
-    const double scale = push ? count : count * K; /* the loss is a mean over the steps */
+    /* the loss is a weighted mean over the steps: the weights sum to w_first + K - 1 */
+    const double scale = push ? count : count * (t->w_first + (K - 1));
     float *dxo = t->dxo + o, *dvo = t->dvo + o, *gx = t->gx + o, *gv = t->gv + o;
     for (int j = K - 1; j >= (push ? K - 1 : 0); j--) {
         const float *xo = t->ux + (size_t)j * ustride + o, *vo = t->uv + (size_t)j * ustride + o;
         const float *xtj = xt + (size_t)j * stride + o, *vtj = vt + (size_t)j * stride + o;
+        const double wj = !push && j == 0 ? t->w_first : 1;
         for (size_t i = 0; i < nb; i++) {
-            dxo[i] = (float)(2.0 * ((double)xo[i] - xtj[i]) / scale);
-            dvo[i] = (float)(2.0 * ((double)vo[i] - vtj[i]) / scale);
+            dxo[i] = (float)(2.0 * wj * ((double)xo[i] - xtj[i]) / scale);
+            dvo[i] = (float)(2.0 * wj * ((double)vo[i] - vtj[i]) / scale);
             if (j < K - 1) { /* what step j + 1 sends back to its input, step j's output */
                 dxo[i] += gx[i];
                 dvo[i] += gv[i];
@@ -515,9 +530,10 @@ static int share_grad_unroll(struct cn_trainer *t, int th, const struct cn_state
                                  graph_energy(t->energy_kind, n, xtj + ob, vtj + ob, qs + b * n);
                 double slope;
                 const double pen = energy_penalty(e, &slope);
-                part[0] += t->energy_w * pen * (n * 3); /* the loss divides by count = graphs n 3 */
+                /* the loss divides by count = graphs n 3 */
+                part[0] += wj * t->energy_w * pen * (n * 3);
                 graph_energy_grad(t->energy_kind, n, xo + ob, vo + ob, qs + b * n,
-                                  t->energy_w * slope * (n * 3) / scale, dxo + ob, dvo + ob);
+                                  wj * t->energy_w * slope * (n * 3) / scale, dxo + ob, dvo + ob);
             }
         struct cn_ws *ws = push || j == 0 ? t->ws[th] : t->wsu[th][j];
         const int more = !push && j > 0;
@@ -555,7 +571,7 @@ int cn_trainer_grad_unroll(struct cn_trainer *t, struct cn_state *s, int graphs,
     int st = collect_shares(t, S, &sx, &sv);
     if (st)
         return st;
-    *loss = (sx + sv) / (push ? count : count * K);
+    *loss = (sx + sv) / (push ? count : count * (t->w_first + (K - 1)));
     return CN_OK;
 }
 

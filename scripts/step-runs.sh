@@ -17,6 +17,9 @@
 #         energy    + the energy term (--energy-weight 0.3: each step's energy against its
 #                   target's, a Huber penalty)
 #         unmomen   unroll + mom + energy
+#         unmomf    unroll + mom, the first chained step weighing 3 (--unroll-first 3: half the
+#                   loss at K = 4)
+#         unmomfen  unmomf + energy
 #         all       every ingredient but the energy term
 # Every run is one thread; a finished run (history at its last epoch) is only re-evaluated
 # when its rollout file is missing.
@@ -33,6 +36,7 @@ ROLL="--val-rollout 200"
 NOISE="--input-noise 0.003"
 UNROLL="--unroll 4 --unroll-every 10"
 ENERGY="--energy-weight 0.3"
+FIRST="--unroll-first 3"
 
 for name in "$@"; do
   rest=$name arch=""
@@ -55,6 +59,8 @@ for name in "$@"; do
     unmom) extra="$UNROLL $mom" ;;
     energy) extra="$ENERGY" ;;
     unmomen) extra="$UNROLL $mom $ENERGY" ;;
+    unmomf) extra="$UNROLL $mom $FIRST" ;;
+    unmomfen) extra="$UNROLL $mom $FIRST $ENERGY" ;;
     *) echo "step-runs.sh: unknown arm in $name" >&2; exit 2 ;;
   esac
   ck=$RUNS/$name.ckpt

@@ -131,11 +131,12 @@ static double huber_d(double e)
     return fabs(e) <= d ? e * e : 2 * d * fabs(e) - d * d;
 }
 
-/* The unrolled loss of the double build at parameters p: K chained forwards, the mean of the
- * step losses (positions + velocities, each a mean over G n 3), plus ew times the mean over
- * graphs and steps of the Huber penalty of the energy error (setting kind) when ew > 0. */
+/* The unrolled loss of the double build at parameters p: K chained forwards, the weighted mean
+ * (the first step weighs wf, the others 1) of the step losses (positions + velocities, each a
+ * mean over G n 3), plus ew times the same mean over steps of the graphs' mean Huber penalty of
+ * the energy error (setting kind) when ew > 0. */
 static double loss_d(struct cn_ws *ws, const struct cn_config *c, const double *p,
-                     const struct ubatch *b, double ew, int kind)
+                     const struct ubatch *b, double ew, int kind, double wf)
 {
     const size_t nb = (size_t)b->G * b->n * 3;
     double *x = malloc(nb * sizeof(double)), *v = malloc(nb * sizeof(double));
@@ -152,11 +153,12 @@ static double loss_d(struct cn_ws *ws, const struct cn_config *c, const double *
         fld[k] = c->field[k];
     double loss = 0, pen = 0;
     for (int j = 0; j < b->K; j++) {
+        const double wj = j == 0 ? wf : 1;
         assert_int_equal(cn_forward_d(ws, p, b->G, x, v, q, c->has_field ? fld : NULL, xo, vo),
                          CN_OK);
         for (size_t k = 0; k < nb; k++) {
             const double dx = xo[k] - b->xt[j * nb + k], dv = vo[k] - b->vt[j * nb + k];
-            loss += dx * dx + dv * dv;
+            loss += wj * (dx * dx + dv * dv);
         }
         for (int g = 0; ew > 0 && g < b->G; g++) {
             const size_t o = (size_t)g * b->n * 3;
@@ -165,21 +167,22 @@ static double loss_d(struct cn_ws *ws, const struct cn_config *c, const double *
                 xt[k] = b->xt[j * nb + o + k];
                 vt[k] = b->vt[j * nb + o + k];
             }
-            pen += huber_d(energy_d(kind, b->n, xo + o, vo + o, b->q + (size_t)g * b->n) -
+            pen += wj * huber_d(energy_d(kind, b->n, xo + o, vo + o, b->q + (size_t)g * b->n) -
                            energy_d(kind, b->n, xt, vt, b->q + (size_t)g * b->n));
         }
         memcpy(x, xo, nb * sizeof(double));
         memcpy(v, vo, nb * sizeof(double));
     }
     free(x); free(v); free(xo); free(vo); free(q);
-    return loss / ((double)nb * b->K) + ew * pen / ((double)b->G * b->K);
+    const double W = wf + (b->K - 1);
+    return loss / ((double)nb * W) + ew * pen / ((double)b->G * W);
 }
 
 /* The float unrolled gradient of a config against central differences of loss_d on a sample
  * of parameters from every tensor; also the share of the gradient the chain's carry makes and,
  * with an energy term (ew > 0, setting kind), the share that term makes. */
 static void unroll_case(const struct cn_config *c, const char *name, uint32_t seed, double ew,
-                        int kind)
+                        int kind, double wf)
 {
     sim_rng_seed(&g_rng, seed);
     const int G = 20, n = 4, K = 3; /* 20 graphs: two shares, the second partial */
@@ -195,6 +198,7 @@ static void unroll_case(const struct cn_config *c, const char *name, uint32_t se
     struct cn_trainer *t;
     assert_int_equal(cn_trainer_create(c, G, n, 2, &t, err), CN_OK);
     assert_int_equal(cn_trainer_set_unroll(t, K, err), CN_OK);
+    assert_int_equal(cn_trainer_set_first_weight(t, wf, err), CN_OK);
     double loss = 0;
     const long P = s.n_params;
     float *g = malloc((size_t)P * sizeof(float));
@@ -231,8 +235,9 @@ static void unroll_case(const struct cn_config *c, const char *name, uint32_t se
         double l1;
         assert_int_equal(cn_trainer_grad(t, &s, G, xin, vin, b.q, fp, b.xt + j * nb, b.vt + j * nb,
                                          &l1), CN_OK);
+        const double wj = j == 0 ? wf : 1;
         for (long k = 0; k < P; k++)
-            nocarry[k] += s.grad[k] / K;
+            nocarry[k] += s.grad[k] * wj / (wf + (K - 1));
         assert_int_equal(cn_trainer_predict(t, s.param, G, xin, vin, b.q, fp, NULL, NULL, xo, vo,
                                             NULL), CN_OK);
         memcpy(xin, xo, nb * sizeof(float));
@@ -245,7 +250,7 @@ static void unroll_case(const struct cn_config *c, const char *name, uint32_t se
     assert_non_null(pd);
     for (long k = 0; k < P; k++)
         pd[k] = p[k];
-    const double l0 = loss_d(ws, c, pd, &b, ew, kind);
+    const double l0 = loss_d(ws, c, pd, &b, ew, kind, wf);
     print_message("%s: float loss %.9g, double loss %.9g\n", name, loss, l0);
     assert_true(fabs(loss - l0) <= UNROLL_TOL * l0);
 
@@ -262,9 +267,9 @@ static void unroll_case(const struct cn_config *c, const char *name, uint32_t se
             const long k = tl[i].offset + (long)(sim_rng_random_sample(&g_rng) * cnt);
             const double keep = pd[k];
             pd[k] = keep + FD_STEP;
-            const double lp = loss_d(ws, c, pd, &b, ew, kind);
+            const double lp = loss_d(ws, c, pd, &b, ew, kind, wf);
             pd[k] = keep - FD_STEP;
-            const double lm = loss_d(ws, c, pd, &b, ew, kind);
+            const double lm = loss_d(ws, c, pd, &b, ew, kind, wf);
             pd[k] = keep;
             fd[checked] = (lp - lm) / (2 * FD_STEP);
             which[checked++] = k;
@@ -297,17 +302,19 @@ static void test_unrolled_gradient(void **state)
 {
     (void)state;
     struct cn_config c = small_step(CN_ARCH_CLOFNET, 0, -1);
-    unroll_case(&c, "ClofNet step", 51, 0, 0);
+    unroll_case(&c, "ClofNet step", 51, 0, 0, 1);
     c = small_step(CN_ARCH_CLOFNET, 1, SIM_STATIC);
-    unroll_case(&c, "ClofNet step+field+momentum (static)", 52, 0, 0);
-    unroll_case(&c, "ClofNet step+field+momentum (static) + energy", 56, ENERGY_W, SIM_STATIC);
+    unroll_case(&c, "ClofNet step+field+momentum (static)", 52, 0, 0, 1);
+    unroll_case(&c, "ClofNet step+field+momentum (static) + energy", 56, ENERGY_W, SIM_STATIC, 1);
     c = small_step(CN_ARCH_EGNN, 0, -1);
-    unroll_case(&c, "EGNN step", 53, 0, 0);
+    unroll_case(&c, "EGNN step", 53, 0, 0, 1);
     c = small_step(CN_ARCH_EGNN, 0, SIM_CHARGED);
-    unroll_case(&c, "EGNN step+momentum (charged)", 54, 0, 0);
-    unroll_case(&c, "EGNN step+momentum (charged) + energy", 57, ENERGY_W, SIM_CHARGED);
+    unroll_case(&c, "EGNN step+momentum (charged)", 54, 0, 0, 1);
+    unroll_case(&c, "EGNN step+momentum (charged) + energy", 57, ENERGY_W, SIM_CHARGED, 1);
+    unroll_case(&c, "EGNN step+momentum (charged) + energy, first step x3", 58, ENERGY_W,
+                SIM_CHARGED, 3);
     c = small_step(CN_ARCH_CLOFNET, 1, SIM_DYNAMIC);
-    unroll_case(&c, "ClofNet step+field+momentum (dynamic)", 55, 0, 0);
+    unroll_case(&c, "ClofNet step+field+momentum (dynamic)", 55, 0, 0, 1);
 }
 
 /* Pushforward: the gradient of the last step alone at the model's own (K-1)-step prediction,
@@ -557,7 +564,7 @@ static void test_flags_neutral(void **state)
 {
     (void)state;
     assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/a.ckpt " STEP_ARGS " > /dev/null", g_dir, g_dir), 0);
-    assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/b.ckpt " STEP_ARGS " --unroll 1 --input-noise 0 --energy-weight 0 "
+    assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/b.ckpt " STEP_ARGS " --unroll 1 --input-noise 0 --energy-weight 0 --unroll-first 1 "
                          "> /dev/null", g_dir, g_dir), 0);
     char a[512], b[512];
     snprintf(a, sizeof a, "%s/a.ckpt", g_dir);
@@ -578,7 +585,7 @@ static void test_flags_neutral(void **state)
 static void test_flags_resume(void **state)
 {
     (void)state;
-    const char *flags = "--unroll 3 --unroll-every 1 --input-noise 0.002 --project-momentum --energy-weight 0.05 "
+    const char *flags = "--unroll 3 --unroll-every 1 --input-noise 0.002 --project-momentum --energy-weight 0.05 --unroll-first 2 "
                         "--val-rollout 8";
     assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s/u.ckpt " STEP_ARGS " %s > /dev/null",
                          g_dir, g_dir, flags), 0);
@@ -646,6 +653,9 @@ static void test_egnn_step_and_refusals(void **state)
         {"--energy-weight 0.1", "step models"},
         {"--task step --energy-weight -1", "energy weight"},
         {"--task step --energy-weight inf", "not a number"},
+        {"--task step --unroll-first 2", "needs --unroll 2"},
+        {"--task step --unroll 2 --unroll-first 0", "first-step weight"},
+        {"--task step --unroll 2 --pushforward --unroll-first 2", "without --pushforward"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         char cmd[1024];

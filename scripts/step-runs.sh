@@ -16,6 +16,7 @@
 #         unmom     unroll + mom (no noise, no rollout selection)
 #         energy    + the energy term (--energy-weight 0.3: each step's energy against its
 #                   target's, a Huber penalty)
+#         momen     mom + energy
 #         unmomen   unroll + mom + energy
 #         unmomf    unroll + mom, the first chained step weighing 3 (--unroll-first 3: half the
 #                   loss at K = 4)
@@ -58,6 +59,7 @@ for name in "$@"; do
     all) extra="$ROLL $NOISE $UNROLL $mom" ;;
     unmom) extra="$UNROLL $mom" ;;
     energy) extra="$ENERGY" ;;
+    momen) extra="$mom $ENERGY" ;;
     unmomen) extra="$UNROLL $mom $ENERGY" ;;
     unmomf) extra="$UNROLL $mom $FIRST" ;;
     unmomfen) extra="$UNROLL $mom $FIRST $ENERGY" ;;

@@ -397,6 +397,35 @@ int cn_eval_split_reflect(struct cn_trainer *t, const float *param, const struct
  * Called by cn_trainer_create and cn_model_load; idempotent. */
 void cn_blas_policy(void);
 
+/* BLAS kernels. OpenBLAS picks its kernel set once, when the library loads, from the CPU model;
+ * a model newer than the library (Debian 12's 0.3.21 on an Emerald Rapids Xeon, model 0xCF, say)
+ * falls back to the SSE3 "Prescott" kernels, about 3x slower on this project's matrices than
+ * the AVX-512 ones the CPU runs. Programs call cn_blas_reexec(argv) first thing in main: when
+ * OPENBLAS_CORETYPE is unset and the library has fallen back, it sets the variable to the kernel
+ * set the CPU's features fit and re-executes the program (/proc/self/exe, same argv, same
+ * environment otherwise), which then loads OpenBLAS with it. It returns 0 when nothing had to
+ * be done, and -1 when the re-execution failed (the program goes on, on the slow kernels). A
+ * user's OPENBLAS_CORETYPE is always respected. Results depend on the kernel set only in the
+ * last bits, as they depend on the CPU. */
+enum {
+    CN_CPU_AVX = 1u << 0,
+    CN_CPU_AVX2 = 1u << 1,
+    CN_CPU_FMA = 1u << 2,
+    CN_CPU_AVX512F = 1u << 3,
+    CN_CPU_AVX512BW = 1u << 4,
+    CN_CPU_AVX512DQ = 1u << 5,
+    CN_CPU_AVX512VL = 1u << 6,
+};
+int cn_blas_reexec(char **argv);
+/* The kernel set this process runs on, as OpenBLAS names it ("SkylakeX", "Prescott", ...). */
+const char *cn_blas_core(void);
+/* The CN_CPU_* features this CPU and its operating system support. */
+unsigned cn_cpu_features(void);
+/* The kernel set to force when OpenBLAS chose CHOSEN on a CPU with FEATURES: "SkylakeX",
+ * "Haswell" or "Sandybridge" when CHOSEN is the unknown-CPU fallback "Prescott" (any case) and
+ * the CPU has the instructions; NULL otherwise (the library's own choice stands). */
+const char *cn_blas_pick(const char *chosen, unsigned features);
+
 /* ------------------------------------------------------------- training */
 
 /* Options of the training loop; cn_train_opts_default gives the paper's ES(5) protocol. */

@@ -69,6 +69,7 @@ static void bench_check(int st)
 /* Time forward, training step and epoch on random batches. */
 int main(int argc, char **argv)
 {
+    cn_blas_reexec(argv); /* returns only when the BLAS kernels fit the CPU, or on failure */
     int threads = 1, blas_threads = 0, B = 128, samples = 3000, n = 5, H = 64, L = 4, reps = 20;
     int arch = CN_ARCH_CLOFNET;
     static const struct option lo[] = {
@@ -184,9 +185,10 @@ int main(int argc, char **argv)
     double own_step = 3 * 2 * own * B;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("clofnet-bench: %s, hidden %d, %d layers, %ld params, batch %d x %d bodies, %s %d\n",
+    printf("clofnet-bench: %s, hidden %d, %d layers, %ld params, batch %d x %d bodies, %s %d, "
+           "OpenBLAS kernels %s\n",
            cn_arch_name(arch), H, L, s.n_params, B, n, blas_threads ? "OpenBLAS threads" : "batch threads",
-           blas_threads ? blas_threads : cn_trainer_threads(t));
+           blas_threads ? blas_threads : cn_trainer_threads(t), cn_blas_core());
     printf("forward                    median %8.3f ms  (min %.3f)  %.1f GFLOP/s\n",
            1e3 * tf[reps / 2], 1e3 * tf[0], fwd_flop / tf[reps / 2] * 1e-9);
     printf("forward+backward+AdamW     median %8.3f ms  (min %.3f)  %.1f GFLOP/s\n",

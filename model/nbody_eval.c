@@ -124,6 +124,7 @@ static void on_signal(int sig, void *user)
 /* Parse options, load model and split, print the MSE and its spread. */
 int main(int argc, char **argv)
 {
+    cn_blas_reexec(argv); /* returns only when the BLAS kernels fit the CPU, or on failure */
     /* before any thread exists (OpenMP, BLAS), so that every thread has the signals blocked */
     if (sim_signals_start(on_signal, NULL) != SIM_OK) {
         fprintf(stderr, "nbody-eval: cannot set up the signal handling thread\n");

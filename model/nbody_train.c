@@ -164,6 +164,7 @@ static int run(int argc, char **argv);
 /* Join the MPI job if started by mpirun, run, leave the job with one verdict. */
 int main(int argc, char **argv)
 {
+    cn_blas_reexec(argv); /* returns only when the BLAS kernels fit the CPU, or on failure */
     /* before any thread exists (OpenMP, BLAS, MPI), so that every thread has the signals
      * blocked */
     if (sim_signals_start(on_signal, NULL) != SIM_OK) {
@@ -358,6 +359,7 @@ static int run(int argc, char **argv)
                    cn_param_count(&cfg));
         else
             printf("resuming from %s.state\n", out);
+        printf("OpenBLAS kernels %s\n", cn_blas_core());
         fflush(stdout);
     }
     if (g_interrupt) {

@@ -1,11 +1,13 @@
 /* nbody_view.c: the nbody-view program: parse the command line and run the viewer
  * (ground-truth simulator left, learned ClofNet integrator right). */
 #include "viz.h"
+#include "clofnet.h"
 
 #include <stdio.h>
 
 int main(int argc, char **argv)
 {
+    cn_blas_reexec(argv); /* returns only when the BLAS kernels fit the CPU, or on failure */
     struct viz_options o;
     char err[VIZ_ERRLEN] = "";
     if (viz_options_parse(&o, argc, argv, err) != VIZ_OK) {

@@ -17,6 +17,7 @@
 #         energy    + the energy term (--energy-weight 0.3: each step's energy against its
 #                   target's, a Huber penalty)
 #         momen     mom + energy
+#         momen1    mom + the energy term at weight 1 (--energy-weight 1)
 #         unmomen   unroll + mom + energy
 #         unmomf    unroll + mom, the first chained step weighing 3 (--unroll-first 3: half the
 #                   loss at K = 4)
@@ -60,6 +61,7 @@ for name in "$@"; do
     unmom) extra="$UNROLL $mom" ;;
     energy) extra="$ENERGY" ;;
     momen) extra="$mom $ENERGY" ;;
+    momen1) extra="$mom --energy-weight 1" ;;
     unmomen) extra="$UNROLL $mom $ENERGY" ;;
     unmomf) extra="$UNROLL $mom $FIRST" ;;
     unmomfen) extra="$UNROLL $mom $FIRST $ENERGY" ;;

@@ -327,6 +327,82 @@ static void test_scheme_hand_checked(void **state)
     sim_system_free(&s);
 }
 
+/* NumPy's pairwise_sum of a row (the order the reference's add.reduce uses), for the oracle. */
+static double oracle_pairwise(const double *a, int n)
+{
+    if (n < 8) {
+        double r = 0.0;
+        for (int i = 0; i < n; i++)
+            r += a[i];
+        return r;
+    }
+    if (n <= 128) {
+        double acc[8];
+        int i;
+        for (int k = 0; k < 8; k++)
+            acc[k] = a[k];
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (int k = 0; k < 8; k++)
+                acc[k] += a[i + k];
+        double r = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+        for (; i < n; i++)
+            r += a[i];
+        return r;
+    }
+    int n2 = n / 2;
+    n2 -= n2 % 8;
+    return oracle_pairwise(a, n2) + oracle_pairwise(a + n2, n - n2);
+}
+
+/* The charged force rows are the reference's expression summed in NumPy's pairwise order, bit
+ * for bit, at every row length the summation treats differently (below 8, one block of 8
+ * accumulators with and without a tail, up to 128, halves beyond): the oracle builds each row
+ * of terms and sums it; sim_forces sums the terms as it makes them. */
+static void test_force_rows_pairwise_order(void **state)
+{
+    (void)state;
+    const int sizes[] = {5, 8, 9, 15, 16, 20, 64, 127, 128, 129, 200};
+    for (size_t t = 0; t < sizeof sizes / sizeof sizes[0]; t++) {
+        const int n = sizes[t];
+        double *x = malloc(sizeof(double) * 3 * n), *v = calloc(3 * (size_t)n, sizeof(double));
+        double *q = malloc(sizeof(double) * n), *f = malloc(sizeof(double) * 3 * n);
+        double *work = malloc(sizeof(double) * SIM_FORCES_WORK(n));
+        double *row = malloc(sizeof(double) * n);
+        assert_true(x && v && q && f && work && row);
+        struct sim_rng r;
+        sim_rng_seed(&r, 1000u + (uint32_t)n);
+        for (int k = 0; k < 3 * n; k++)
+            x[k] = 2.0 * sim_rng_randn(&r);
+        for (int i = 0; i < n; i++)
+            q[i] = sim_rng_random_sample(&r) < 0.5 ? -1.0 : 1.0;
+        sim_forces(SIM_CHARGED, n, x, v, q, f, work);
+        int same = 0;
+        for (int c = 0; c < 3; c++)
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < n; j++) {
+                    double s = 0.0;
+                    if (j != i) {
+                        const double ni = (x[i] * x[i] + x[n + i] * x[n + i]) + x[2 * n + i] * x[2 * n + i];
+                        const double nj = (x[j] * x[j] + x[n + j] * x[n + j]) + x[2 * n + j] * x[2 * n + j];
+                        const int a = i < j ? i : j, b = i < j ? j : i; /* the pair once, as i < j */
+                        const double dot = fma(x[2 * n + a], x[2 * n + b],
+                                               fma(x[n + a], x[n + b], x[a] * x[b]));
+                        const double d2 = (((i < j ? ni : nj) + (i < j ? nj : ni)) - 2.0 * dot) + SIM_SOFTENING;
+                        s = (q[a] * q[b]) / (d2 * sqrt(d2));
+                    }
+                    row[j] = s * (x[c * n + i] - x[c * n + j]);
+                }
+                double want = oracle_pairwise(row, n);
+                want = want > SIM_MAX_F ? SIM_MAX_F : want < -SIM_MAX_F ? -SIM_MAX_F : want;
+                same += memcmp(&want, &f[c * n + i], sizeof want) == 0;
+            }
+        print_message("n = %d: %d of %d force components bitwise equal to the oracle\n", n, same,
+                      3 * n);
+        assert_int_equal(same, 3 * n);
+        free(x), free(v), free(q), free(f), free(work), free(row);
+    }
+}
+
 /* sim_run equals a hand-written kick/drift loop bit for bit, for every setting. */
 static void test_run_matches_primitives(void **state)
 {
@@ -383,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_energy_drift),
         cmocka_unit_test(test_scheme_hand_checked),
         cmocka_unit_test(test_run_matches_primitives),
+        cmocka_unit_test(test_force_rows_pairwise_order),
         cmocka_unit_test(test_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

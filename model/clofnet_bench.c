@@ -70,6 +70,7 @@ static void bench_check(int st)
 int main(int argc, char **argv)
 {
     cn_blas_reexec(argv); /* returns only when the BLAS kernels fit the CPU, or on failure */
+    cn_fp_policy();       /* before any thread: subnormal floats flushed to zero */
     int threads = 1, blas_threads = 0, B = 128, samples = 3000, n = 5, H = 64, L = 4, reps = 20;
     int arch = CN_ARCH_CLOFNET;
     static const struct option lo[] = {

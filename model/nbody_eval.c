@@ -125,6 +125,7 @@ static void on_signal(int sig, void *user)
 int main(int argc, char **argv)
 {
     cn_blas_reexec(argv); /* returns only when the BLAS kernels fit the CPU, or on failure */
+    cn_fp_policy();       /* before any thread: subnormal floats flushed to zero */
     /* before any thread exists (OpenMP, BLAS), so that every thread has the signals blocked */
     if (sim_signals_start(on_signal, NULL) != SIM_OK) {
         fprintf(stderr, "nbody-eval: cannot set up the signal handling thread\n");

@@ -165,6 +165,7 @@ static int run(int argc, char **argv);
 int main(int argc, char **argv)
 {
     cn_blas_reexec(argv); /* returns only when the BLAS kernels fit the CPU, or on failure */
+    cn_fp_policy();       /* before any thread: subnormal floats flushed to zero */
     /* before any thread exists (OpenMP, BLAS, MPI), so that every thread has the signals
      * blocked */
     if (sim_signals_start(on_signal, NULL) != SIM_OK) {

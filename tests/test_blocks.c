@@ -841,6 +841,7 @@ static void test_momentum_projection(void **state)
 
 int main(void)
 {
+    cn_fp_policy(); /* the programs' float mode, before any thread (see clofnet.h) */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_node_embed),
         cmocka_unit_test(test_edge_embed),

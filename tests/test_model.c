@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 #include <omp.h>
+#include <float.h>
 
 #include "clofnet.h"
 #include "internal.h"
@@ -1825,6 +1826,27 @@ static void test_blas_pick(void **state)
     assert_null(cn_blas_pick(NULL, avx2 | avx512));
 }
 
+/* The programs' float mode (cn_fp_policy, set first in main here as in the programs) holds in
+ * every thread of an OpenMP team, the trainer's threads: a product below FLT_MIN is 0, a
+ * subnormal input counts as 0, and normal floats are untouched. */
+static void test_fp_policy(void **state)
+{
+    (void)state;
+    volatile float tiny = 1e-30f, small = 1e-10f, sub = 1e-40f, one = 1.0f, normal = FLT_MIN;
+    int ok[4] = {0, 0, 0, 0};
+#pragma omp parallel num_threads(4)
+    {
+        const int k = omp_get_thread_num();
+        if (k < 4)
+            ok[k] = cn_fp_policy_active() && tiny * small == 0.0f && sub * one == 0.0f &&
+                    normal * one == FLT_MIN && (float)(FLT_MIN * 2.0f) / 2.0f == FLT_MIN;
+    }
+    for (int k = 0; k < 4; k++) {
+        print_message("thread %d: subnormals flushed %s\n", k, ok[k] ? "yes" : "NO");
+        assert_true(ok[k]);
+    }
+}
+
 /* The programs run on the kernels the CPU fits: nbody-train started without OPENBLAS_CORETYPE
  * reports the kernel set this test process got from the library, or the one cn_blas_pick
  * replaces it with (on a CPU newer than the library, where this process runs on "Prescott"). A
@@ -2238,9 +2260,11 @@ static void test_programs_thread_independence(void **state)
 
 int main(void)
 {
+    cn_fp_policy(); /* the programs' float mode, before any thread (see clofnet.h) */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crc32),
         cmocka_unit_test(test_blas_pick),
+        cmocka_unit_test(test_fp_policy),
         cmocka_unit_test(test_blas_kernels),
         cmocka_unit_test(test_param_count),
         cmocka_unit_test(test_init),

@@ -533,6 +533,7 @@ static void test_eval_training_data(void **state)
 
 int main(void)
 {
+    cn_fp_policy(); /* the programs' float mode, before any thread (see clofnet.h) */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_bitwise),
         cmocka_unit_test(test_numpy_archives),

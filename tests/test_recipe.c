@@ -570,6 +570,7 @@ static void test_resume_older_record(void **state)
 
 int main(void)
 {
+    cn_fp_policy(); /* the programs' float mode, before any thread (see clofnet.h) */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_onecycle_matches_pytorch),
         cmocka_unit_test(test_clip),

@@ -317,6 +317,7 @@ static void test_eval_rollout_one(void **state)
 
 int main(void)
 {
+    cn_fp_policy(); /* the programs' float mode, before any thread (see clofnet.h) */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_charged),
         cmocka_unit_test(test_static),

@@ -856,6 +856,7 @@ static void test_energy_projection(void **state)
 
 int main(void)
 {
+    cn_fp_policy(); /* the programs' float mode, before any thread (see clofnet.h) */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unrolled_gradient),
         cmocka_unit_test(test_pushforward_and_threads),

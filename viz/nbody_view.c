@@ -8,6 +8,7 @@
 int main(int argc, char **argv)
 {
     cn_blas_reexec(argv); /* returns only when the BLAS kernels fit the CPU, or on failure */
+    cn_fp_policy();       /* before any thread: subnormal floats flushed to zero */
     struct viz_options o;
     char err[VIZ_ERRLEN] = "";
     if (viz_options_parse(&o, argc, argv, err) != VIZ_OK) {

@@ -1,11 +1,14 @@
-/* blas.c: which OpenBLAS kernels this process runs on, and the way out when the library did
- * not recognise the CPU (see clofnet.h, "BLAS kernels"). */
+/* cpu.c: what a program sets up about the CPU before it computes: OpenBLAS kernels that fit
+ * the CPU (see clofnet.h, "BLAS kernels") and the float mode (cn_fp_policy). */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <cblas.h>
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 #include "internal.h"
 
@@ -81,4 +84,23 @@ int cn_blas_reexec(char **argv)
     execv("/proc/self/exe", argv);
     /* still here: keep the variable (it says what was tried) and run on the slow kernels */
     return -1;
+}
+
+/* Subnormal floats flushed to zero (see clofnet.h). */
+void cn_fp_policy(void)
+{
+#if defined(__SSE__)
+    _mm_setcsr(_mm_getcsr() | CN_MXCSR_FTZ | CN_MXCSR_DAZ);
+#endif
+}
+
+/* Whether the calling thread flushes subnormals (see clofnet.h). */
+int cn_fp_policy_active(void)
+{
+#if defined(__SSE__)
+    const unsigned both = CN_MXCSR_FTZ | CN_MXCSR_DAZ;
+    return (_mm_getcsr() & both) == both;
+#else
+    return 0;
+#endif
 }

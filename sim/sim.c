@@ -50,33 +50,35 @@ void sim_system_free(struct sim_system *s)
     memset(s, 0, sizeof *s);
 }
 
-/* NumPy's pairwise_sum, which its add.reduce applies to each contiguous row:
- * a plain loop below 8 elements, 8 interleaved accumulators up to 128, halves
- * (rounded to a multiple of 8) beyond. Same order, same bits as the reference. */
-static double numpy_pairwise_sum(const double *a, int n)
+/* NumPy's pairwise_sum, which its add.reduce applies to each contiguous row, of the force row
+ * terms s[j] (xi - x[j]): a plain loop below 8 terms, 8 interleaved accumulators up to 128,
+ * halves (rounded to a multiple of 8) beyond. Same order, same bits as the reference. Each
+ * term is made as it is added: a row stored and read back at once stalled store forwarding on
+ * an Emerald Rapids Xeon (256-bit stores, 128-bit loads), 9-10x slower at 20 bodies. */
+static double row_pairwise_sum(const double *s, const double *x, double xi, int n)
 {
     if (n < 8) {
         double res = 0.0;
-        for (int i = 0; i < n; i++)
-            res += a[i];
+        for (int j = 0; j < n; j++)
+            res += s[j] * (xi - x[j]);
         return res;
     }
     if (n <= 128) {
         double acc[8];
-        int i;
+        int j;
         for (int k = 0; k < 8; k++)
-            acc[k] = a[k];
-        for (i = 8; i < n - (n % 8); i += 8)
+            acc[k] = s[k] * (xi - x[k]);
+        for (j = 8; j < n - (n % 8); j += 8)
             for (int k = 0; k < 8; k++)
-                acc[k] += a[i + k];
+                acc[k] += s[j + k] * (xi - x[j + k]);
         double res = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-        for (; i < n; i++)
-            res += a[i];
+        for (; j < n; j++)
+            res += s[j] * (xi - x[j]);
         return res;
     }
     int n2 = n / 2;
     n2 -= n2 % 8;
-    return numpy_pairwise_sum(a, n2) + numpy_pairwise_sum(a + n2, n - n2);
+    return row_pairwise_sum(s, x, xi, n2) + row_pairwise_sum(s + n2, x + n2, xi, n - n2);
 }
 
 /* x_i . x_j as the reference's OpenBLAS dgemm computes it on machines with FMA
@@ -95,7 +97,7 @@ void sim_forces_softened(int kind, int n, double softening, const double *restri
                          double *restrict f, double *restrict work)
 {
     /* restrict: the scratch never overlaps the inputs or f, which lets the loops vectorise */
-    double *restrict nrm = work, *restrict row = work + n, *restrict s = work + 2 * (size_t)n;
+    double *restrict nrm = work, *restrict s = work + n;
     const double *x0 = x, *x1 = x + n, *x2 = x + 2 * n;
     for (int i = 0; i < n; i++)
         nrm[i] = (x0[i] * x0[i] + x1[i] * x1[i]) + x2[i] * x2[i];
@@ -116,45 +118,8 @@ void sim_forces_softened(int kind, int n, double softening, const double *restri
     }
     for (int c = 0; c < 3; c++) {
         const double *xc = x + (size_t)c * n;
-        if (n < 8) {
-            /* numpy_pairwise_sum's short-row loop, without the row buffer. */
-            for (int i = 0; i < n; i++) {
-                const double *si = s + (size_t)i * n;
-                double acc = 0.0;
-                for (int j = 0; j < n; j++)
-                    acc += si[j] * (xc[i] - xc[j]);
-                f[(size_t)c * n + i] = acc;
-            }
-            continue;
-        }
-        if (n <= 128) {
-            /* numpy_pairwise_sum's 8-accumulator loop on the row's terms as they are made: the
-             * same terms added in the same order, without the row buffer (a store of every
-             * term read back at once, which stalls store forwarding on some CPUs: 5x slower on
-             * an Emerald Rapids Xeon). */
-            for (int i = 0; i < n; i++) {
-                const double *si = s + (size_t)i * n, xi = xc[i];
-                double acc[8];
-                for (int k = 0; k < 8; k++)
-                    acc[k] = si[k] * (xi - xc[k]);
-                int j = 8;
-                for (; j < n - (n % 8); j += 8)
-                    for (int k = 0; k < 8; k++)
-                        acc[k] += si[j + k] * (xi - xc[j + k]);
-                double res = ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
-                             ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-                for (; j < n; j++)
-                    res += si[j] * (xi - xc[j]);
-                f[(size_t)c * n + i] = res;
-            }
-            continue;
-        }
-        for (int i = 0; i < n; i++) {
-            const double *si = s + (size_t)i * n;
-            for (int j = 0; j < n; j++)
-                row[j] = si[j] * (xc[i] - xc[j]);
-            f[(size_t)c * n + i] = numpy_pairwise_sum(row, n);
-        }
+        for (int i = 0; i < n; i++)
+            f[(size_t)c * n + i] = row_pairwise_sum(s + (size_t)i * n, xc, xc[i], n);
     }
     if (kind == SIM_STATIC) {
         for (int i = 0; i < n; i++)

@@ -68,7 +68,7 @@ int sim_system_init(struct sim_system *s, int kind, int n);
 void sim_system_free(struct sim_system *s);
 
 /* Doubles of scratch sim_forces needs for n bodies. */
-#define SIM_FORCES_WORK(n) ((size_t)(n) * (size_t)(n) + 2 * (size_t)(n))
+#define SIM_FORCES_WORK(n) ((size_t)(n) * (size_t)(n) + (size_t)(n))
 
 /* Force on every body, f [3][n], exactly as the reference computes it: pairwise
  * Coulomb with squared distance |x_i|^2 + |x_j|^2 - 2 x_i.x_j + SIM_SOFTENING,

@@ -513,6 +513,12 @@ struct cn_train_opts {
                              validation trajectories: the mean position MSE over horizons
                              1..CN_VAL_ROLLOUT_STEPS from the start frames CN_VAL_ROLLOUT_STARTS
                              (the one-step loss is still computed and printed). Default 0. */
+    const char *init;     /* non-NULL: a fine-tune: the run starts from this checkpoint's
+                             parameters instead of the seed's initialisation (the network must be
+                             the run's: architecture, task, width, depth, field input and
+                             projection; CN_EFORMAT naming the mismatch), with a fresh optimizer
+                             and schedule. Not kept in the resume record: a resumed run continues
+                             from its own state. Default NULL. */
 };
 
 #define CN_VAL_ROLLOUT_STEPS 20

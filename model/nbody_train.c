@@ -55,6 +55,8 @@ static void usage(FILE *f)
             "  --lr-step N          StepLR period in epochs, 0 = epochs/8 [0]\n"
             "  --val-every N        validate and test every N epochs [%d]\n"
             "  --seed N             initialisation and shuffling seed [%u]\n"
+            "  --init CKPT          start from CKPT's weights instead (a fine-tune: the same\n"
+            "                       network), with a fresh optimizer and schedule\n"
             "  --threads N          threads splitting each batch, 0 = min(2, cores) [0]; under\n"
             "                       mpirun, per rank: the batch's shares are split over ranks\n"
             "                       and threads, and the result is the same bits\n"
@@ -208,7 +210,7 @@ static int run(int argc, char **argv)
         {"warmup", required_argument, 0, 'W'},  {"one-cycle", no_argument, 0, 'O'},
         {"clip", required_argument, 0, 'c'},    {"reflect-average", no_argument, 0, 'r'},
         {"energy-weight", required_argument, 0, 'Y'}, {"unroll-first", required_argument, 0, 'J'},
-        {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
+        {"init", required_argument, 0, 'i'},   {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int c;
     while (!g_bad_option && (c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -266,6 +268,7 @@ static int run(int argc, char **argv)
         case 'O': o.one_cycle = 1; break;
         case 'c': o.clip = parse_real("clip", optarg); break;
         case 'r': o.reflect_avg = 1; break;
+        case 'i': o.init = optarg; break;
         case 'q': pc.quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -279,6 +282,11 @@ static int run(int argc, char **argv)
     }
     if (!data || !out) {
         fprintf(stderr, "nbody-train: --data DIR and --out CKPT are required (see --help)\n");
+        return 2;
+    }
+    if (o.init && resume) {
+        fprintf(stderr, "nbody-train: --init starts a run from a checkpoint; --resume continues "
+                "one from its own state (give one of them)\n");
         return 2;
     }
     if (o.hidden % 2) {
@@ -358,7 +366,9 @@ static int run(int argc, char **argv)
                    o.arch == CN_ARCH_EGNN ? "EGNN" : "ClofNet",
                    o.task == CN_TASK_STEP ? "step" : "position", o.hidden, o.layers,
                    cn_param_count(&cfg));
-        else
+        if (!resume && o.init)
+            printf("starting from the weights of %s\n", o.init);
+        if (resume)
             printf("resuming from %s.state\n", out);
         printf("OpenBLAS kernels %s\n", cn_blas_core());
         fflush(stdout);

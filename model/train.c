@@ -724,6 +724,24 @@ int cn_train(const struct cn_train_opts *o, const struct cn_data *d, const char 
     return cn_train_dist(o, d, out, resume, interrupt, progress, user, res, NULL, err);
 }
 
+/* The parameters of a fine-tune's starting checkpoint into s (cn_train_opts.init). */
+static int load_init(const char *path, const struct cn_config *cfg, struct cn_state *s,
+                     char err[CN_ERRLEN])
+{
+    struct cn_state from;
+    char lerr[CN_ERRLEN];
+    int st = cn_ckpt_load(path, cfg, &from, NULL, NULL, NULL, NULL, lerr);
+    if (st)
+        return cn_fail(err, st, "--init %s: %s", path, lerr);
+    if (from.n_params != s->n_params)
+        st = cn_fail(err, CN_EFORMAT, "--init %s: %ld parameters, the network has %ld", path,
+                     from.n_params, s->n_params);
+    else
+        memcpy(s->param, from.param, (size_t)s->n_params * sizeof(float));
+    cn_state_free(&from);
+    return st;
+}
+
 /* Train as one rank of comm (see clofnet.h). */
 int cn_train_dist(const struct cn_train_opts *o_in, const struct cn_data *d, const char *out,
                   int resume, volatile sig_atomic_t *interrupt, cn_progress_fn progress,
@@ -795,6 +813,8 @@ int cn_train_dist(const struct cn_train_opts *o_in, const struct cn_data *d, con
         if ((st = cn_state_init(&s, &cfg, err)))
             return st;
         cn_param_init(&cfg, s.param, r.o.seed);
+        if (r.o.init && (st = load_init(r.o.init, &cfg, &s, err)))
+            goto done;
         snprintf(r.suffix, sizeof r.suffix, "%s", d->suffix);
         r.train_count = d->train.count;
         r.n = d->n;

@@ -7,6 +7,8 @@
 #         seed 43: nbody-gen --out DATA/small; --bodies 20 --tag small_20body [--sim static|dynamic])
 #   RUNS  folder for NAME.ckpt, NAME.ckpt.csv, NAME.ckpt.state and NAME.log
 #   QUEUE names from the list below; a finished run (its history reaches its last epoch) is skipped.
+#         A name with -clip before its seed (clofnet-es20-clip-s1) is the same run with the gradient's
+#         global norm clipped at 0.1 (--clip 0.1, the ES(5) sweep's value), beside the published one.
 # Every run is one thread; run two queues side by side on a two-core machine. Stopping a queue
 # (Ctrl-C, SIGTERM) stops the current run at an epoch boundary; running the same line again resumes.
 set -eu
@@ -34,7 +36,10 @@ args_of() {
 }
 
 for name in "$@"; do
-  spec=$(args_of "$name")
+  case $name in
+    *-clip-s[0-9]*) spec="$(args_of "$(echo "$name" | sed 's/-clip-s\([0-9]*\)$/-s\1/')") --clip 0.1" ;;
+    *) spec=$(args_of "$name") ;;
+  esac
   epochs=${spec%% *}
   rest=${spec#* }
   ck=$RUNS/$name.ckpt

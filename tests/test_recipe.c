@@ -520,6 +520,63 @@ static void test_avg_program_and_resume(void **state)
     assert_int_equal(tfs_run("grep -q '\"mse\"' %s/e.json", g_dir), 0);
 }
 
+/* --init's learning rate: every AdamW step moves a parameter by about lr (at most a few lr),
+ * so 12 steps at this rate leave the starting weights as they were to far below INIT_TOL. */
+#define INIT_LR "1e-30"
+#define INIT_TOL 1e-24
+/* A run from its seed's initialisation at that rate is that far from a trained model */
+#define TRAINED_MOVED 1e-3
+
+/* Largest |a - b| over the parameters of two checkpoints of the same network. */
+static double param_dist(const char *a, const char *b)
+{
+    struct cn_state sa, sb;
+    char err[CN_ERRLEN];
+    assert_int_equal(cn_ckpt_load(a, NULL, &sa, NULL, NULL, NULL, NULL, err), CN_OK);
+    assert_int_equal(cn_ckpt_load(b, NULL, &sb, NULL, NULL, NULL, NULL, err), CN_OK);
+    assert_int_equal(sa.n_params, sb.n_params);
+    double d = 0;
+    for (long k = 0; k < sa.n_params; k++)
+        d = fmax(d, fabs((double)sa.param[k] - sb.param[k]));
+    cn_state_free(&sa);
+    cn_state_free(&sb);
+    return d;
+}
+
+/* --init starts from a checkpoint's weights (a fine-tune), and refuses another network. */
+static void test_init(void **state)
+{
+    (void)state;
+    char a[512], b[512];
+    snprintf(a, sizeof a, "%s/i0.ckpt", g_dir);
+    assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s " ARGS " > /dev/null", g_dir, a), 0);
+    snprintf(b, sizeof b, "%s/i1.ckpt", g_dir);
+    assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s " ARGS " --init %s --lr " INIT_LR
+                             " > /dev/null", g_dir, b, a), 0);
+    assert_true(param_dist(a, b) <= INIT_TOL);
+    /* the same run without --init starts from the seed's weights, not the trained ones */
+    assert_int_equal(tfs_run(TRAIN " --data %s/c5 --out %s " ARGS " --lr " INIT_LR " > /dev/null",
+                             g_dir, b), 0);
+    assert_true(param_dist(a, b) > TRAINED_MOVED);
+
+    const struct {
+        const char *args, *msg;
+    } bad[] = {
+        {"--init %s/i0.ckpt --hidden 8", "hidden"},
+        {"--init %s/i0.ckpt --arch egnn", "egnn"},
+        {"--init %s/none.ckpt", "none.ckpt"},
+        {"--init %s/i0.ckpt --resume", "--resume continues"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        char args[600];
+        snprintf(args, sizeof args, bad[k].args, g_dir);
+        assert_int_not_equal(tfs_run(TRAIN " --data %s/c5 --out %s/bad.ckpt " ARGS " %s > %s/o.txt 2>&1",
+                                     g_dir, g_dir, args, g_dir), 0);
+        assert_int_equal(tfs_run("grep -q -e '%s' %s/o.txt", bad[k].msg, g_dir), 0);
+        assert_int_not_equal(tfs_run("test -e %s/bad.ckpt", g_dir), 0);
+    }
+}
+
 /* Misuse is refused with a message naming it, and nothing is written. */
 static void test_refusals(void **state)
 {
@@ -579,6 +636,7 @@ int main(void)
         cmocka_unit_test(test_schedule_flags),
         cmocka_unit_test(test_avg_program_and_resume),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_init),
         cmocka_unit_test(test_resume_older_record),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

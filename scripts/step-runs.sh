@@ -23,6 +23,10 @@
 #                   loss at K = 4)
 #         unmomfen  unmomf + energy
 #         all       every ingredient but the energy term
+#         ftunmom   a fine-tune of the finished mom run of the same setting, seed and
+#                   architecture (--init RUNS/[egnn-]SETTING-mom-sSEED.ckpt, run it first):
+#                   FT_EPOCHS epochs from lr 1e-3, unroll 4 (one more step every 5 epochs),
+#                   the projection, selection by free rollouts of 200 validation trajectories
 # Every run is one thread; a finished run (history at its last epoch) is only re-evaluated
 # when its rollout file is missing.
 set -eu
@@ -39,6 +43,7 @@ NOISE="--input-noise 0.003"
 UNROLL="--unroll 4 --unroll-every 10"
 ENERGY="--energy-weight 0.3"
 FIRST="--unroll-first 3"
+FT_EPOCHS=20
 
 for name in "$@"; do
   rest=$name arch=""
@@ -51,6 +56,7 @@ for name in "$@"; do
     *) echo "step-runs.sh: unknown setting in $name" >&2; exit 2 ;;
   esac
   mom="--project-momentum"
+  epochs=$EPOCHS recipe=$RECIPE
   case $arm in
     base) extra="" ;;
     roll) extra="$ROLL" ;;
@@ -65,19 +71,24 @@ for name in "$@"; do
     unmomen) extra="$UNROLL $mom $ENERGY" ;;
     unmomf) extra="$UNROLL $mom $FIRST" ;;
     unmomfen) extra="$UNROLL $mom $FIRST $ENERGY" ;;
+    ftunmom)
+      from=$RUNS/${name%%$setting-*}$setting-mom-s$seed.ckpt
+      [ -f "$from" ] || { echo "step-runs.sh: $name fine-tunes $from, which is not there" >&2; exit 2; }
+      epochs=$FT_EPOCHS recipe="--task step --epochs $FT_EPOCHS --cosine --lr 1e-3 --ema 0.99"
+      extra="--init $from --unroll 4 --unroll-every 5 $mom $ROLL" ;;
     *) echo "step-runs.sh: unknown arm in $name" >&2; exit 2 ;;
   esac
   ck=$RUNS/$name.ckpt
   last=-1
   [ -f "$ck.csv" ] && last=$(awk -F, 'NR > 1 { e = $1 } END { print (e == "" ? -1 : e) }' "$ck.csv")
-  if [ "$last" -lt $((EPOCHS - 1)) ]; then
+  if [ "$last" -lt $((epochs - 1)) ]; then
     if [ -f "$ck.state" ]; then
       echo "$name: resuming after epoch $last"
       "$BIN/nbody-train" --resume --data "$data" --out "$ck" --threads 1 >> "$RUNS/$name.log" 2>&1
     else
       echo "$name: starting"
       # shellcheck disable=SC2086
-      "$BIN/nbody-train" --data "$data" --out "$ck" $RECIPE $arch $extra --seed "$seed" \
+      "$BIN/nbody-train" --data "$data" --out "$ck" $recipe $arch $extra --seed "$seed" \
         --threads 1 > "$RUNS/$name.log" 2>&1
     fi
     rm -f "$RUNS/$name.rollout.json"

@@ -210,7 +210,8 @@ static int run(int argc, char **argv)
         {"warmup", required_argument, 0, 'W'},  {"one-cycle", no_argument, 0, 'O'},
         {"clip", required_argument, 0, 'c'},    {"reflect-average", no_argument, 0, 'r'},
         {"energy-weight", required_argument, 0, 'Y'}, {"unroll-first", required_argument, 0, 'J'},
-        {"init", required_argument, 0, 'i'},   {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
+        {"init", required_argument, 0, 'i'},    {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int c;
     while (!g_bad_option && (c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -361,15 +362,14 @@ static int run(int argc, char **argv)
         printf("dataset %s/*%s: %s, %d bodies, %d/%d/%d trajectories of %d frames\n", data,
                d.suffix, sim_kind_name(d.kind), d.n, d.train.count, d.valid.count, d.test.count,
                d.train.frames);
-        if (!resume)
-            printf("%s %s task, hidden %d, %d layers: %ld parameters\n",
-                   o.arch == CN_ARCH_EGNN ? "EGNN" : "ClofNet",
-                   o.task == CN_TASK_STEP ? "step" : "position", o.hidden, o.layers,
-                   cn_param_count(&cfg));
-        if (!resume && o.init)
-            printf("starting from the weights of %s\n", o.init);
         if (resume)
             printf("resuming from %s.state\n", out);
+        else
+            printf("%s %s task, hidden %d, %d layers: %ld parameters%s%s\n",
+                   o.arch == CN_ARCH_EGNN ? "EGNN" : "ClofNet",
+                   o.task == CN_TASK_STEP ? "step" : "position", o.hidden, o.layers,
+                   cn_param_count(&cfg), o.init ? ", starting from the weights of " : "",
+                   o.init ? o.init : "");
         printf("OpenBLAS kernels %s\n", cn_blas_core());
         fflush(stdout);
     }

@@ -520,6 +520,15 @@ static void test_avg_program_and_resume(void **state)
     assert_int_equal(tfs_run("grep -q '\"mse\"' %s/e.json", g_dir), 0);
 }
 
+/* nbody-train on DATA with ARGS and args fails, says msg, and writes no checkpoint. */
+static void expect_refused(const char *data, const char *args, const char *msg)
+{
+    assert_int_not_equal(tfs_run(TRAIN " --data %s/%s --out %s/bad.ckpt " ARGS " %s > %s/o.txt 2>&1",
+                                 g_dir, data, g_dir, args, g_dir), 0);
+    assert_int_equal(tfs_run("grep -q -e '%s' %s/o.txt", msg, g_dir), 0);
+    assert_int_not_equal(tfs_run("test -e %s/bad.ckpt", g_dir), 0);
+}
+
 /* --init's learning rate: every AdamW step moves a parameter by about lr (at most a few lr),
  * so 12 steps at this rate leave the starting weights as they were to far below INIT_TOL. */
 #define INIT_LR "1e-30"
@@ -570,10 +579,7 @@ static void test_init(void **state)
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         char args[600];
         snprintf(args, sizeof args, bad[k].args, g_dir);
-        assert_int_not_equal(tfs_run(TRAIN " --data %s/c5 --out %s/bad.ckpt " ARGS " %s > %s/o.txt 2>&1",
-                                     g_dir, g_dir, args, g_dir), 0);
-        assert_int_equal(tfs_run("grep -q -e '%s' %s/o.txt", bad[k].msg, g_dir), 0);
-        assert_int_not_equal(tfs_run("test -e %s/bad.ckpt", g_dir), 0);
+        expect_refused("c5", args, bad[k].msg);
     }
 }
 
@@ -593,12 +599,8 @@ static void test_refusals(void **state)
         {"d5", "--reflect-average", "mirror-symmetric"},
         {"c5", "--reflect-average --task step --unroll 2", "one-step pairs"},
     };
-    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-        assert_int_not_equal(tfs_run(TRAIN " --data %s/%s --out %s/bad.ckpt " ARGS " %s > %s/o.txt 2>&1",
-                                     g_dir, bad[k].data, g_dir, bad[k].args, g_dir), 0);
-        assert_int_equal(tfs_run("grep -q -e '%s' %s/o.txt", bad[k].msg, g_dir), 0);
-        assert_int_not_equal(tfs_run("test -e %s/bad.ckpt", g_dir), 0);
-    }
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++)
+        expect_refused(bad[k].data, bad[k].args, bad[k].msg);
 }
 
 /* A training state of the previous resume-record version (3, written by the build before
